@@ -1,0 +1,3 @@
+//! The `clip-vision` command (built out in the CLI issue).
+
+fn main() {}

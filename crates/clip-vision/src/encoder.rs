@@ -1,0 +1,283 @@
+//! `ClipVisionEncoder`: CLIP's vision tower, from pixels to pooled output and image embeddings.
+//!
+//! The computation of transformers' `CLIPVisionModelWithProjection` (eval mode):
+//!
+//! ```text
+//! pixels [B, C, S, S]
+//!  → patch_embed (conv P×P, stride P, no bias)          [B, N, D]      N = (S/P)²
+//!  → prepend cls_token                                   [B, N+1, D]
+//!  → + pos_embed                                         [B, N+1, D]
+//!  → pre_layer_norm ("pre_layrnorm")                     = hidden_states[0]
+//!  → encoder blocks                                      = hidden_states[1..=L]
+//!                                                        last_hidden_state = hidden_states[L]
+//!  → encoder.final_norm on token 0 ("post_layernorm")    pooler_output  [B, D]
+//!  → projection (no bias)                                image_embeds   [B, projection_dim]
+//! ```
+//!
+//! Without `pre_layer_norm` and `projection` this is the plain ViT pipeline
+//! (patch_embed → prepend_cls → add_pos_embed → encoder → token 0).
+
+use crate::config::ClipVisionConfig;
+use crate::error::{VisionError, VisionResult};
+use std::path::Path;
+use vit_encoder::{ViTBlock, ViTEncoder};
+use vit_layers::{prepend_cls, LayerNorm, LearnablePosEmbed, Linear, PatchEmbed};
+use vit_tensor::LcgRng;
+
+/// Standard deviation of every random weight [`ClipVisionEncoder::new`] draws.
+pub const INIT_STD: f32 = 0.02;
+
+/// Images pushed through the encoder together; larger batches run in chunks of this many,
+/// which bounds the activations held at once (about `32 · seq_len · 4·D` floats for the MLP).
+pub const MAX_IMAGES_IN_FLIGHT: usize = 32;
+
+/// A CLIP vision tower.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipVisionEncoder {
+    /// The hyper-parameters it was built from.
+    pub config: ClipVisionConfig,
+    /// Patchifying convolution, kernel `[D, C, P, P]`.
+    pub patch_embed: PatchEmbed,
+    /// Position table, `[N + 1, D]` (row 0 is the class token's).
+    pub pos_embed: LearnablePosEmbed,
+    /// The blocks and the final LayerNorm (CLIP's `post_layernorm`).
+    pub encoder: ViTEncoder,
+    /// The class embedding, `[D]`.
+    pub cls_token: Vec<f32>,
+    /// LayerNorm applied to the embeddings before the blocks (CLIP's `pre_layrnorm`);
+    /// `None` for a plain ViT.
+    pub pre_layer_norm: Option<LayerNorm>,
+    /// Visual projection `[projection_dim, D]`, no bias (CLIP's `visual_projection`);
+    /// `None` for a tower without one (`CLIPVisionModel`).
+    pub projection: Option<Linear>,
+}
+
+impl ClipVisionEncoder {
+    /// A tower with deterministic random weights, the full CLIP layout.
+    ///
+    /// Distributions (drawn in this order from `rng`): patch kernel, class embedding and
+    /// position table `N(0, 0.02²)`; in each block the fused q/k/v projection, the output
+    /// projection, `fc1` and `fc2` `N(0, 0.02²)` with zero biases; every LayerNorm γ = 1,
+    /// β = 0; the visual projection `N(0, 0.02²)`. Set `pre_layer_norm` or `projection` to
+    /// `None` afterwards for the plain ViT pipeline.
+    ///
+    /// # Errors
+    /// [`VisionError::InvalidConfig`] or [`VisionError::UnknownActivation`] when `cfg` does
+    /// not validate.
+    ///
+    /// # Example
+    /// ```
+    /// use clip_vision::{ClipVisionConfig, ClipVisionEncoder, LcgRng};
+    /// let cfg = ClipVisionConfig { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+    ///     num_attention_heads: 4, image_size: 32, patch_size: 16, projection_dim: 8,
+    ///     ..ClipVisionConfig::default() };
+    /// let model = ClipVisionEncoder::new(cfg, &mut LcgRng::new(0))?;
+    /// let pooled = model.forward_single(&vec![0.5; 3 * 32 * 32])?;
+    /// assert_eq!(pooled.len(), 32);
+    /// # Ok::<(), clip_vision::VisionError>(())
+    /// ```
+    pub fn new(cfg: ClipVisionConfig, rng: &mut LcgRng) -> VisionResult<Self> {
+        cfg.validate()?;
+        let d = cfg.hidden_size;
+        let eps = cfg.layer_norm_eps as f32;
+        let activation = cfg.activation()?;
+        let patch_embed = PatchEmbed::random(d, cfg.num_channels, cfg.patch_size, INIT_STD, rng);
+        let cls_token = rng.normal_vec(d, 0.0, INIT_STD);
+        let pos_embed = LearnablePosEmbed::random(cfg.seq_len(), d, INIT_STD, rng);
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|_| {
+                ViTBlock::random(
+                    d,
+                    cfg.num_attention_heads,
+                    cfg.intermediate_size,
+                    activation,
+                    eps,
+                    INIT_STD,
+                    rng,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let encoder = ViTEncoder::new(layers, LayerNorm::identity(d, eps)?)?;
+        let projection = Linear::random(d, cfg.projection_dim, false, INIT_STD, rng);
+        Ok(Self {
+            pre_layer_norm: Some(LayerNorm::identity(d, eps)?),
+            projection: Some(projection),
+            config: cfg,
+            patch_embed,
+            pos_embed,
+            encoder,
+            cls_token,
+        })
+    }
+
+    /// Loads a checkpoint directory as `save_pretrained` writes it (`config.json` and
+    /// `model.safetensors`).
+    ///
+    /// # Errors
+    /// [`VisionError::Io`] / [`VisionError::Json`] / [`VisionError::InvalidConfig`] for the
+    /// config; [`VisionError::Checkpoint`], [`VisionError::MissingWeight`],
+    /// [`VisionError::WeightShape`] or [`VisionError::UnsupportedDtype`] for the weights.
+    /// Nothing missing is ever replaced by random values.
+    pub fn from_pretrained(path: impl AsRef<Path>) -> VisionResult<Self> {
+        crate::checkpoint::load_pretrained(path.as_ref())
+    }
+
+    /// Number of parameters held.
+    pub fn num_params(&self) -> usize {
+        self.patch_embed.num_params()
+            + self.cls_token.len()
+            + self.pos_embed.weight().len()
+            + self
+                .pre_layer_norm
+                .as_ref()
+                .map_or(0, LayerNorm::num_params)
+            + self.encoder.num_params()
+            + self.projection.as_ref().map_or(0, Linear::num_params)
+    }
+
+    /// Values in one image, `C × S × S`.
+    pub fn image_len(&self) -> usize {
+        self.config.image_len()
+    }
+
+    /// Tokens per image, `N + 1`.
+    pub fn seq_len(&self) -> usize {
+        self.config.seq_len()
+    }
+
+    /// Checks the pixel buffer of `batch` images: its length and that every value is finite.
+    fn check_pixels(&self, pixels: &[f32], batch: usize) -> VisionResult<()> {
+        let expected =
+            batch
+                .checked_mul(self.image_len())
+                .ok_or(VisionError::DimensionMismatch {
+                    expected: usize::MAX,
+                    got: pixels.len(),
+                })?;
+        if pixels.len() != expected {
+            return Err(VisionError::DimensionMismatch {
+                expected,
+                got: pixels.len(),
+            });
+        }
+        if let Some(pos) = pixels.iter().position(|v| !v.is_finite()) {
+            let per = self.image_len().max(1);
+            return Err(VisionError::NonFiniteInput {
+                image: pos / per,
+                index: pos % per,
+                value: pixels[pos],
+            });
+        }
+        Ok(())
+    }
+
+    /// The embeddings fed to the first block (`hidden_states[0]`): patches, class token,
+    /// positions, pre-LayerNorm. `pixels` is already checked.
+    ///
+    /// # Shapes
+    /// - `pixels`: `[batch, C, S, S]` → `[batch, N + 1, D]`
+    fn embed(&self, pixels: &[f32], batch: usize) -> VisionResult<Vec<f32>> {
+        let s = self.config.image_size;
+        let patches = self.patch_embed.forward(pixels, batch, s, s)?;
+        let mut tokens = prepend_cls(&patches, &self.cls_token, batch, self.config.num_patches())?;
+        self.pos_embed.add_to(&mut tokens)?;
+        if let Some(ln) = &self.pre_layer_norm {
+            ln.forward_inplace(&mut tokens)?;
+        }
+        Ok(tokens)
+    }
+
+    /// Runs `f` on each chunk of at most [`MAX_IMAGES_IN_FLIGHT`] images, after checking the
+    /// whole buffer, and concatenates the results.
+    fn chunked<T>(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+        mut f: impl FnMut(&[f32], usize) -> VisionResult<Vec<T>>,
+    ) -> VisionResult<Vec<T>> {
+        self.check_pixels(pixels, batch)?;
+        let mut out = Vec::new();
+        if batch == 0 {
+            return Ok(out);
+        }
+        for chunk in pixels.chunks(MAX_IMAGES_IN_FLIGHT * self.image_len()) {
+            out.extend(f(chunk, chunk.len() / self.image_len())?);
+        }
+        Ok(out)
+    }
+
+    /// The output of the last block (transformers' `last_hidden_state`, no final LayerNorm).
+    ///
+    /// # Shapes
+    /// - `pixels`: `[batch, C, S, S]` → `[batch, N + 1, D]` flat
+    ///
+    /// # Errors
+    /// [`VisionError::DimensionMismatch`] for a wrong length (also `batch = 0` with a
+    /// non-empty buffer); [`VisionError::NonFiniteInput`] for a NaN or infinite pixel.
+    pub fn last_hidden_state(&self, pixels: &[f32], batch: usize) -> VisionResult<Vec<f32>> {
+        let seq = self.seq_len();
+        self.chunked(pixels, batch, |chunk, n| {
+            let mut x = self.embed(chunk, n)?;
+            self.encoder.forward_hidden(&mut x, n, seq)?;
+            Ok(x)
+        })
+    }
+
+    /// The pooled output of each image: the final-LayerNormed class token (transformers'
+    /// `pooler_output`). The whole chunk runs through each matrix product at once; attention
+    /// runs image by image in parallel (rayon), and result `i` equals
+    /// `forward_single(image i)`.
+    ///
+    /// # Shapes
+    /// - `pixels`: `[batch, C, S, S]` → `batch` vectors of `[D]`
+    ///
+    /// # Errors
+    /// As [`ClipVisionEncoder::last_hidden_state`].
+    pub fn forward_batch(&self, pixels: &[f32], batch: usize) -> VisionResult<Vec<Vec<f32>>> {
+        let (seq, d) = (self.seq_len(), self.config.hidden_size);
+        self.chunked(pixels, batch, |chunk, n| {
+            let mut x = self.embed(chunk, n)?;
+            self.encoder.forward_hidden(&mut x, n, seq)?;
+            let pooled = self.encoder.pool_cls(&x, n, seq)?;
+            Ok(pooled.chunks_exact(d).map(<[f32]>::to_vec).collect())
+        })
+    }
+
+    /// The pooled output of one image.
+    ///
+    /// # Shapes
+    /// - `pixels`: `[C, S, S]` → `[D]`
+    ///
+    /// # Errors
+    /// As [`ClipVisionEncoder::last_hidden_state`].
+    pub fn forward_single(&self, pixels: &[f32]) -> VisionResult<Vec<f32>> {
+        self.check_pixels(pixels, 1)?;
+        self.forward_batch(pixels, 1)?
+            .pop()
+            .ok_or(VisionError::DimensionMismatch {
+                expected: self.image_len(),
+                got: pixels.len(),
+            })
+    }
+
+    /// The projected embedding of each image (transformers' `image_embeds`): the pooled
+    /// output times the visual projection, **not** L2-normalised.
+    ///
+    /// # Shapes
+    /// - `pixels`: `[batch, C, S, S]` → `batch` vectors of `[projection_dim]`
+    ///
+    /// # Errors
+    /// [`VisionError::NoProjection`] for a tower without projection; otherwise as
+    /// [`ClipVisionEncoder::last_hidden_state`].
+    pub fn image_embeds(&self, pixels: &[f32], batch: usize) -> VisionResult<Vec<Vec<f32>>> {
+        let projection = self.projection.as_ref().ok_or(VisionError::NoProjection)?;
+        let pooled = self.forward_batch(pixels, batch)?;
+        let flat: Vec<f32> = pooled.concat();
+        let projected = projection.forward(&flat, batch)?;
+        let width = projection.out_features();
+        Ok(projected
+            .chunks_exact(width.max(1))
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+}

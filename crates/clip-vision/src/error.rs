@@ -1,0 +1,128 @@
+//! `VisionError`: everything `clip-vision` can refuse, each with the values that were wrong.
+
+use std::path::PathBuf;
+use thiserror::Error;
+use vit_tensor::TensorError;
+
+/// Result alias of `clip-vision`.
+pub type VisionResult<T> = Result<T, VisionError>;
+
+/// What can go wrong building, loading or running a CLIP vision encoder.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum VisionError {
+    /// A pixel buffer whose length is not `batch × channels × image_size²`.
+    #[error("pixel buffer holds {got} values, expected {expected}")]
+    DimensionMismatch {
+        /// Values the batch calls for.
+        expected: usize,
+        /// Values given.
+        got: usize,
+    },
+    /// A pixel that is NaN or infinite.
+    #[error("pixel {index} of image {image} is {value}, not a finite number")]
+    NonFiniteInput {
+        /// Image in the batch.
+        image: usize,
+        /// Offset inside the image's `[C, H, W]` buffer.
+        index: usize,
+        /// The value found.
+        value: f32,
+    },
+    /// A configuration value the model cannot be built with.
+    #[error("invalid config: {field} = {value}: {reason}")]
+    InvalidConfig {
+        /// The `config.json` key.
+        field: &'static str,
+        /// The value found, rendered.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A `hidden_act` this crate does not implement.
+    #[error("unknown activation {name:?} (supported: quick_gelu, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast)")]
+    UnknownActivation {
+        /// The name found.
+        name: String,
+    },
+    /// A file that could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file that does not parse into what it should hold.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error, with line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A checkpoint file whose structure is broken (header, offsets, sizes).
+    #[error("{path}: {reason}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A tensor the model needs that the checkpoint does not hold.
+    #[error("{path}: missing tensor {name:?}")]
+    MissingWeight {
+        /// The checkpoint (file or directory).
+        path: PathBuf,
+        /// The tensor name looked up.
+        name: String,
+    },
+    /// A tensor whose shape is not the one the config calls for.
+    #[error("{path}: tensor {name:?} has shape {got:?}, expected {expected:?}")]
+    WeightShape {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// The shape the config calls for.
+        expected: Vec<usize>,
+        /// The shape stored.
+        got: Vec<usize>,
+    },
+    /// A tensor stored in a dtype that cannot be read as floats.
+    #[error("{path}: tensor {name:?} has dtype {dtype}, expected F32, F16 or BF16")]
+    UnsupportedDtype {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// The dtype stored.
+        dtype: String,
+    },
+    /// `image_embeds` asked of a model built without a visual projection.
+    #[error("this model has no visual projection: use forward_batch (pooled output) instead")]
+    NoProjection,
+    /// A layer refused its inputs.
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+}
+
+impl VisionError {
+    /// An [`VisionError::Io`] for `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A [`VisionError::Checkpoint`] for `path`.
+    pub(crate) fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::Checkpoint {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Helpers shared by the fixture tests: where fixtures live, how to read a reference, how
+//! to compare against it.
+#![allow(dead_code)]
+
+use clip_vision::checkpoint::store::TensorStore;
+use std::path::PathBuf;
+
+/// `fixtures/` at the workspace root.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// A fixture model directory by name.
+pub fn model_dir(name: &str) -> PathBuf {
+    fixtures_dir().join("models").join(name)
+}
+
+/// The reference outputs of a fixture, by tensor name.
+pub struct Reference {
+    store: TensorStore,
+}
+
+impl Reference {
+    /// Opens `reference.safetensors` in a fixture directory.
+    pub fn open(dir: &std::path::Path) -> Self {
+        let path = dir.join("reference.safetensors");
+        Self {
+            store: TensorStore::open_file(&path).unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    /// A tensor and its shape.
+    pub fn get(&self, name: &str) -> (Vec<f32>, Vec<usize>) {
+        let shape = self
+            .store
+            .shape(name)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_vec();
+        (
+            self.store
+                .tensor(name, &shape)
+                .unwrap_or_else(|e| panic!("{e}")),
+            shape,
+        )
+    }
+
+    /// Whether the reference holds `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.store.contains(name)
+    }
+}
+
+/// Max |got − want| and the tolerance `rel × max(1, max |want|)`.
+pub fn max_err(got: &[f32], want: &[f32]) -> (f32, f32) {
+    assert_eq!(got.len(), want.len(), "length differs from the reference");
+    let err = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0f32, f32::max);
+    let scale = want.iter().map(|w| w.abs()).fold(1.0f32, f32::max);
+    (err, scale)
+}
+
+/// Asserts `max |got − want| ≤ rel × max(1, max |want|)` and returns the error.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32) -> f32 {
+    let (err, scale) = max_err(got, want);
+    assert!(
+        err <= rel * scale,
+        "{what}: max abs error {err:.3e} exceeds {rel:e} × {scale:.3}"
+    );
+    eprintln!(
+        "{what}: max abs error {err:.3e} (reference max {scale:.3}, tolerance {:.3e})",
+        rel * scale
+    );
+    err
+}
+
+/// Cosine of two vectors, in f64.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}

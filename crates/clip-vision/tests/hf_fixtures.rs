@@ -1,0 +1,63 @@
+//! Every HF fixture checkpoint loads and matches transformers' outputs to float precision.
+
+mod common;
+
+use clip_vision::ClipVisionEncoder;
+use common::{assert_close, model_dir, Reference};
+
+/// `max |err| ≤ 1e-5 × max(1, max |reference|)`.
+const REL: f32 = 1e-5;
+
+const TINY: [&str; 3] = ["tiny-quickgelu", "tiny-gelu", "tiny-gelu-tanh"];
+
+fn check_fixture(name: &str) {
+    let dir = model_dir(name);
+    let model = ClipVisionEncoder::from_pretrained(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let reference = Reference::open(&dir);
+    let (pixels, shape) = reference.get("pixel_values");
+    let batch = shape[0];
+
+    let (want, _) = reference.get("last_hidden_state");
+    let got = model.last_hidden_state(&pixels, batch).unwrap();
+    assert_close(&format!("{name} last_hidden_state"), &got, &want, REL);
+
+    let (want, _) = reference.get("pooler_output");
+    let got = model.forward_batch(&pixels, batch).unwrap().concat();
+    assert_close(&format!("{name} pooler_output"), &got, &want, REL);
+
+    let (want, _) = reference.get("image_embeds");
+    let got = model.image_embeds(&pixels, batch).unwrap().concat();
+    assert_close(&format!("{name} image_embeds"), &got, &want, REL);
+}
+
+#[test]
+fn tiny_quickgelu_matches_transformers() {
+    check_fixture(TINY[0]);
+}
+
+#[test]
+fn tiny_gelu_matches_transformers() {
+    check_fixture(TINY[1]);
+}
+
+#[test]
+fn tiny_gelu_tanh_matches_transformers() {
+    check_fixture(TINY[2]);
+}
+
+#[test]
+fn batch_results_equal_single_results() {
+    for name in TINY {
+        let dir = model_dir(name);
+        let model = ClipVisionEncoder::from_pretrained(&dir).unwrap();
+        let (pixels, shape) = Reference::open(&dir).get("pixel_values");
+        let batch = model.forward_batch(&pixels, shape[0]).unwrap();
+        for (i, image) in pixels.chunks(model.image_len()).enumerate() {
+            assert_eq!(
+                model.forward_single(image).unwrap(),
+                batch[i],
+                "{name} image {i}"
+            );
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `ViTBlock`: one pre-norm transformer encoder layer.
+
+use vit_layers::{LayerNorm, Mlp, MultiHeadAttention};
+use vit_tensor::error::{check_len, checked_mul};
+use vit_tensor::{add_inplace, Activation, LcgRng, TensorError, TensorResult};
+
+/// A pre-norm transformer layer (`CLIPEncoderLayer`; Dosovitskiy et al. 2021, eq. 2–3):
+///
+/// ```text
+/// h = x + attn(layer_norm1(x))
+/// y = h + mlp(layer_norm2(h))
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViTBlock {
+    /// Norm before attention, `[D]`.
+    pub layer_norm1: LayerNorm,
+    /// Self-attention, `D → D`.
+    pub attn: MultiHeadAttention,
+    /// Norm before the MLP, `[D]`.
+    pub layer_norm2: LayerNorm,
+    /// Feed-forward network, `D → I → D`.
+    pub mlp: Mlp,
+}
+
+impl ViTBlock {
+    /// A block from its four parts.
+    ///
+    /// # Errors
+    /// [`TensorError::DimMismatch`] when the parts do not share one width `D`.
+    pub fn new(
+        layer_norm1: LayerNorm,
+        attn: MultiHeadAttention,
+        layer_norm2: LayerNorm,
+        mlp: Mlp,
+    ) -> TensorResult<Self> {
+        let dim = attn.dim();
+        for (what, width) in [
+            ("layer_norm1 width and attention width", layer_norm1.dim()),
+            ("layer_norm2 width and attention width", layer_norm2.dim()),
+            ("MLP width and attention width", mlp.fc1().in_features()),
+        ] {
+            if width != dim {
+                return Err(TensorError::DimMismatch {
+                    op: "ViTBlock",
+                    what,
+                    left: width,
+                    right: dim,
+                });
+            }
+        }
+        Ok(Self {
+            layer_norm1,
+            attn,
+            layer_norm2,
+            mlp,
+        })
+    }
+
+    /// A random block: projections `N(0, std²)`, zero biases, identity LayerNorms.
+    ///
+    /// # Errors
+    /// [`TensorError::InvalidArgument`] when `n_heads` does not divide `dim`, or `eps` is bad.
+    pub fn random(
+        dim: usize,
+        n_heads: usize,
+        intermediate: usize,
+        activation: Activation,
+        eps: f32,
+        std: f32,
+        rng: &mut LcgRng,
+    ) -> TensorResult<Self> {
+        let attn = MultiHeadAttention::random(dim, n_heads, std, rng)?;
+        let mlp = Mlp::random(dim, intermediate, activation, std, rng);
+        Self::new(
+            LayerNorm::identity(dim, eps)?,
+            attn,
+            LayerNorm::identity(dim, eps)?,
+            mlp,
+        )
+    }
+
+    /// Width `D`.
+    pub fn dim(&self) -> usize {
+        self.attn.dim()
+    }
+
+    /// Number of parameters.
+    pub fn num_params(&self) -> usize {
+        self.layer_norm1.num_params()
+            + self.layer_norm2.num_params()
+            + self.attn.num_params()
+            + self.mlp.num_params()
+    }
+
+    /// Runs the block on every sequence of the batch, in place.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, seq_len, D]`, overwritten with the block's output
+    ///
+    /// # Errors
+    /// [`TensorError::LengthMismatch`] when `x` is not `batch · seq_len · D`.
+    pub fn forward_inplace(&self, x: &mut [f32], batch: usize, seq_len: usize) -> TensorResult<()> {
+        let rows = checked_mul("ViTBlock", "batch · seq_len", batch, seq_len)?;
+        let expected = checked_mul("ViTBlock", "input", rows, self.dim())?;
+        check_len("ViTBlock", "input [batch, seq_len, D]", expected, x.len())?;
+        let normed = self.layer_norm1.forward(x)?;
+        let attended = self.attn.forward(&normed, batch, seq_len)?;
+        add_inplace(x, &attended)?;
+        let normed = self.layer_norm2.forward(x)?;
+        let fed = self.mlp.forward(&normed, rows)?;
+        add_inplace(x, &fed)
+    }
+}

@@ -1,0 +1,314 @@
+//! Multi-head self-attention without a mask, as a ViT block uses it.
+//!
+//! Matches `CLIPAttention` in HF transformers (eval mode): `q, k, v = x·W{q,k,v}ᵀ + b`;
+//! per head `softmax(q·kᵀ · head_dim^-0.5) · v`; heads concatenated; `out_proj`.
+//! The q, k and v projections are held as one fused `[3·D, D]` layer so the three
+//! products are one matrix multiplication; each head then reads its q, k and v as strided
+//! views of that output, with no copies.
+
+use crate::Linear;
+use rayon::prelude::*;
+use vit_tensor::error::{check_len, checked_mul};
+use vit_tensor::{gemm, softmax_rows, MatMut, MatRef, TensorError, TensorResult};
+
+/// Multi-head self-attention (Vaswani et al. 2017, §3.2.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MultiHeadAttention {
+    /// Rows `0..D` are `q_proj`, `D..2D` `k_proj`, `2D..3D` `v_proj`: `[3·D, D]`.
+    qkv: Linear,
+    /// `[D, D]`
+    out_proj: Linear,
+    n_heads: usize,
+}
+
+impl MultiHeadAttention {
+    /// Attention from the four projections as checkpoints store them (each `[D, D]` with an
+    /// optional `[D]` bias).
+    ///
+    /// # Errors
+    /// [`TensorError::DimMismatch`] when a projection is not `D → D`;
+    /// [`TensorError::InvalidArgument`] when `n_heads` is 0 or does not divide `D`.
+    pub fn new(
+        q_proj: Linear,
+        k_proj: Linear,
+        v_proj: Linear,
+        out_proj: Linear,
+        n_heads: usize,
+    ) -> TensorResult<Self> {
+        let dim = q_proj.in_features();
+        for (what, p) in [
+            ("q_proj", &q_proj),
+            ("k_proj", &k_proj),
+            ("v_proj", &v_proj),
+        ] {
+            check_square(what, p, dim)?;
+        }
+        let mut weight = Vec::with_capacity(3 * dim * dim);
+        let mut bias = Vec::with_capacity(3 * dim);
+        let any_bias = [&q_proj, &k_proj, &v_proj]
+            .iter()
+            .any(|p| p.bias().is_some());
+        for p in [&q_proj, &k_proj, &v_proj] {
+            weight.extend_from_slice(p.weight());
+            match p.bias() {
+                Some(b) => bias.extend_from_slice(b),
+                None => bias.extend(std::iter::repeat_n(0.0, dim)),
+            }
+        }
+        let qkv = Linear::new(weight, any_bias.then_some(bias), dim, 3 * dim)?;
+        Self::from_fused(qkv, out_proj, n_heads)
+    }
+
+    /// Attention from a fused `[3·D, D]` in-projection (rows q, k, v, as OpenAI CLIP's
+    /// `in_proj_weight`) and the output projection.
+    ///
+    /// # Errors
+    /// As [`MultiHeadAttention::new`].
+    pub fn from_fused(qkv: Linear, out_proj: Linear, n_heads: usize) -> TensorResult<Self> {
+        let dim = out_proj.in_features();
+        check_square("out_proj", &out_proj, dim)?;
+        if qkv.in_features() != dim || qkv.out_features() != 3 * dim {
+            return Err(TensorError::ShapeMismatch {
+                op: "MultiHeadAttention",
+                what: "fused q/k/v projection",
+                expected: vec![3 * dim, dim],
+                got: vec![qkv.out_features(), qkv.in_features()],
+            });
+        }
+        if n_heads == 0 || dim % n_heads != 0 {
+            return Err(TensorError::InvalidArgument {
+                op: "MultiHeadAttention",
+                what: "n_heads",
+                value: n_heads.to_string(),
+                reason: "must be positive and divide the embedding width",
+            });
+        }
+        Ok(Self {
+            qkv,
+            out_proj,
+            n_heads,
+        })
+    }
+
+    /// Random attention: projections `N(0, std²)`, zero biases.
+    ///
+    /// # Errors
+    /// [`TensorError::InvalidArgument`] when `n_heads` is 0 or does not divide `dim`.
+    pub fn random(
+        dim: usize,
+        n_heads: usize,
+        std: f32,
+        rng: &mut vit_tensor::LcgRng,
+    ) -> TensorResult<Self> {
+        let qkv = Linear::random(dim, 3 * dim, true, std, rng);
+        let out = Linear::random(dim, dim, true, std, rng);
+        Self::from_fused(qkv, out, n_heads)
+    }
+
+    /// Embedding width `D`.
+    pub fn dim(&self) -> usize {
+        self.out_proj.out_features()
+    }
+
+    /// Number of heads.
+    pub fn n_heads(&self) -> usize {
+        self.n_heads
+    }
+
+    /// Width of one head, `D / n_heads`.
+    pub fn head_dim(&self) -> usize {
+        self.dim() / self.n_heads
+    }
+
+    /// The fused in-projection `[3·D, D]` (rows q, k, v).
+    pub fn qkv(&self) -> &Linear {
+        &self.qkv
+    }
+
+    /// The output projection `[D, D]`.
+    pub fn out_proj(&self) -> &Linear {
+        &self.out_proj
+    }
+
+    /// Number of parameters.
+    pub fn num_params(&self) -> usize {
+        self.qkv.num_params() + self.out_proj.num_params()
+    }
+
+    /// Self-attention over each sequence of a batch.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, seq_len, D]` → `[batch, seq_len, D]`
+    ///
+    /// # Errors
+    /// [`TensorError::LengthMismatch`] when `x` is not `batch · seq_len · D`.
+    pub fn forward(&self, x: &[f32], batch: usize, seq_len: usize) -> TensorResult<Vec<f32>> {
+        let dim = self.dim();
+        let rows = checked_mul("MultiHeadAttention", "batch · seq_len", batch, seq_len)?;
+        let expected = checked_mul("MultiHeadAttention", "input", rows, dim)?;
+        check_len(
+            "MultiHeadAttention",
+            "input [batch, seq_len, D]",
+            expected,
+            x.len(),
+        )?;
+        let qkv = self.qkv.forward(x, rows)?; // [batch, seq_len, 3·D]
+        let mut context = vec![0.0f32; expected]; // [batch, seq_len, D]
+        if expected > 0 {
+            context
+                .par_chunks_mut(seq_len * dim)
+                .zip(qkv.par_chunks(seq_len * 3 * dim))
+                .try_for_each(|(ctx, qkv)| self.attend(qkv, ctx, seq_len))?;
+        }
+        self.out_proj.forward(&context, rows)
+    }
+
+    /// All heads of one sequence: `ctx[:, h] = softmax(q_h · k_hᵀ · scale) · v_h`.
+    ///
+    /// # Shapes
+    /// - `qkv`: `[seq_len, 3·D]`, `ctx`: `[seq_len, D]`
+    fn attend(&self, qkv: &[f32], ctx: &mut [f32], seq_len: usize) -> TensorResult<()> {
+        let (dim, head_dim) = (self.dim(), self.head_dim());
+        let scale = (head_dim as f64).powf(-0.5) as f32;
+        let mut scores = vec![0.0f32; seq_len * seq_len]; // [seq_len, seq_len]
+        for h in 0..self.n_heads {
+            let q = MatRef::new(&qkv[h * head_dim..], seq_len, head_dim, 3 * dim, 1)?;
+            let k = MatRef::new(&qkv[dim + h * head_dim..], seq_len, head_dim, 3 * dim, 1)?;
+            let v = MatRef::new(
+                &qkv[2 * dim + h * head_dim..],
+                seq_len,
+                head_dim,
+                3 * dim,
+                1,
+            )?;
+            gemm(
+                scale,
+                q,
+                k.t(),
+                0.0,
+                MatMut::row_major(&mut scores, seq_len, seq_len)?,
+            )?;
+            softmax_rows(&mut scores, seq_len)?;
+            let out = MatMut::new(&mut ctx[h * head_dim..], seq_len, head_dim, dim, 1)?;
+            gemm(
+                1.0,
+                MatRef::row_major(&scores, seq_len, seq_len)?,
+                v,
+                0.0,
+                out,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn check_square(what: &'static str, p: &Linear, dim: usize) -> TensorResult<()> {
+    if p.in_features() != dim || p.out_features() != dim {
+        return Err(TensorError::ShapeMismatch {
+            op: "MultiHeadAttention",
+            what,
+            expected: vec![dim, dim],
+            got: vec![p.out_features(), p.in_features()],
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vit_tensor::LcgRng;
+
+    /// Attention computed element by element in f64.
+    fn naive(attn: &MultiHeadAttention, x: &[f32], t: usize) -> Vec<f32> {
+        let d = attn.dim();
+        let hd = attn.head_dim();
+        let qkv = attn.qkv().forward(x, t).unwrap();
+        let mut ctx = vec![0.0f32; t * d];
+        for h in 0..attn.n_heads() {
+            for i in 0..t {
+                let mut s: Vec<f64> = (0..t)
+                    .map(|j| {
+                        (0..hd)
+                            .map(|e| {
+                                f64::from(qkv[i * 3 * d + h * hd + e])
+                                    * f64::from(qkv[j * 3 * d + d + h * hd + e])
+                            })
+                            .sum::<f64>()
+                            / (hd as f64).sqrt()
+                    })
+                    .collect();
+                let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                s.iter_mut().for_each(|v| *v = (*v - m).exp());
+                let z: f64 = s.iter().sum();
+                for e in 0..hd {
+                    let acc: f64 = (0..t)
+                        .map(|j| s[j] / z * f64::from(qkv[j * 3 * d + 2 * d + h * hd + e]))
+                        .sum();
+                    ctx[i * d + h * hd + e] = acc as f32;
+                }
+            }
+        }
+        attn.out_proj().forward(&ctx, t).unwrap()
+    }
+
+    #[test]
+    fn matches_naive_attention_per_sequence() {
+        let mut rng = LcgRng::new(11);
+        let (d, heads, t) = (12, 3, 5);
+        let lin = |rng: &mut LcgRng| {
+            Linear::new(
+                rng.normal_vec(d * d, 0.0, 0.4),
+                Some(rng.normal_vec(d, 0.0, 0.4)),
+                d,
+                d,
+            )
+            .unwrap()
+        };
+        let attn = MultiHeadAttention::new(
+            lin(&mut rng),
+            lin(&mut rng),
+            lin(&mut rng),
+            lin(&mut rng),
+            heads,
+        )
+        .unwrap();
+        let x = rng.normal_vec(2 * t * d, 0.0, 1.0);
+        let y = attn.forward(&x, 2, t).unwrap();
+        for b in 0..2 {
+            let want = naive(&attn, &x[b * t * d..(b + 1) * t * d], t);
+            for (g, w) in y[b * t * d..(b + 1) * t * d].iter().zip(&want) {
+                assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn checks_heads_and_shapes() {
+        let mut rng = LcgRng::new(0);
+        assert!(matches!(
+            MultiHeadAttention::random(12, 5, 0.02, &mut rng),
+            Err(TensorError::InvalidArgument {
+                what: "n_heads",
+                ..
+            })
+        ));
+        let attn = MultiHeadAttention::random(12, 4, 0.02, &mut rng).unwrap();
+        assert_eq!(attn.head_dim(), 3);
+        assert!(matches!(
+            attn.forward(&[0.0; 25], 1, 2),
+            Err(TensorError::LengthMismatch {
+                expected: 24,
+                got: 25,
+                ..
+            })
+        ));
+        let bad = Linear::random(12, 8, true, 0.02, &mut rng);
+        let ok = Linear::random(12, 12, true, 0.02, &mut rng);
+        let err = MultiHeadAttention::new(ok.clone(), bad, ok.clone(), ok, 4).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "MultiHeadAttention: k_proj has shape [8, 12], expected [12, 12]"
+        );
+    }
+}

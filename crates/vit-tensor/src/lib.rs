@@ -1,0 +1,44 @@
+//! Flat row-major `f32` kernels for Vision Transformers.
+//!
+//! `vit-tensor` is the bottom of the clip-vision workspace: it holds the numerical kernels
+//! every layer is built from — a checked wrapper around [`matrixmultiply::sgemm`]
+//! ([`gemm`]), [`linear`] (`x·Wᵀ + b`), [`layer_norm`], [`softmax_rows`], the GELU family
+//! ([`Activation`]), the residual add — plus [`LcgRng`] for reproducible random weights and
+//! the shared error type [`TensorError`].
+//!
+//! The design decision that shapes it: a tensor is a flat `&[f32]` plus the dimensions the
+//! caller passes, row-major always, with PyTorch's `[out_features, in_features]` weight
+//! layout. There is no tensor type to learn, and every function checks that the lengths
+//! agree with the dimensions before it reads.
+//!
+//! It does **not** know layers, models, files or JSON: those live in the crates above it
+//! (`vit-layers`, `vit-encoder`, `clip-vision`). The `unsafe` call into `sgemm` in
+//! [`gemm`](mod@gemm) is the only `unsafe` code in the workspace.
+//!
+//! ```
+//! use vit_tensor::{linear, layer_norm, Activation};
+//! // Two tokens of width 2 through LayerNorm, a 2 → 3 linear layer and quick GELU.
+//! let x = [1.0, 3.0, -2.0, 2.0];
+//! let h = layer_norm(&x, &[1.0, 1.0], &[0.0, 0.0], 2, 1e-5)?;
+//! let mut y = linear(&h, &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0], None, 2, 2, 3)?;
+//! Activation::QuickGelu.apply_inplace(&mut y);
+//! assert_eq!(y.len(), 6);
+//! # Ok::<(), vit_tensor::TensorError>(())
+//! ```
+
+pub mod error;
+#[allow(unsafe_code)]
+pub mod gemm;
+pub mod ops;
+pub mod rng;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use error::{TensorError, TensorResult};
+pub use gemm::{gemm, MatMut, MatRef};
+pub use ops::activation::{gelu, gelu_tanh, quick_gelu, Activation};
+pub use ops::elementwise::{add_inplace, add_row_inplace};
+pub use ops::matmul::{linear, linear_into, matmul};
+pub use ops::norm::{layer_norm, layer_norm_inplace, layer_norm_into};
+pub use ops::softmax::softmax_rows;
+pub use rng::LcgRng;
