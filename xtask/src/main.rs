@@ -1,3 +1,118 @@
-//! `cargo xtask`: project automation.
+//! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! ```text
+//! cargo xtask ci                 what .ci/run does: fmt check, clippy, tests, quick benches
+//! cargo xtask bench [--quick] [--peers] [--filter F]
+//!                                criterion benches + summary table (target/bench/summary.json)
+//! cargo xtask fixtures           rerun the Python scripts that make the reference fixtures
+//! ```
+//!
+//! Conventions are enforced by the `tidy` tests in this crate, which run under `cargo test`.
 
-fn main() {}
+mod bench;
+mod tidy;
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const HELP: &str = "\
+cargo xtask <command>
+
+commands:
+  ci                     cargo fmt --check, clippy -D warnings, cargo test --workspace,
+                         cargo xtask bench --quick (what .ci/run does)
+  bench [--quick] [--peers] [--filter F]
+                         run the criterion benches in benches/ and print a summary table
+                         (--quick: ViT-B/32 only, short; --peers: also time transformers
+                         and ONNX Runtime with scripts/bench_peers.py)
+  fixtures [ARGS]        rerun scripts/make_fixtures.py and scripts/make_image_fixtures.py
+                         (python: $PYTHON, else .venv/bin/python, else python3)
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("bench") => bench::run(&args[1..]),
+        Some("fixtures") => fixtures(&args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command {other:?}\n\n{HELP}"),
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Runs a command in the workspace root, echoing it, failing on a non-zero exit.
+pub fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("cannot start {program}"))?;
+    if !status.success() {
+        bail!("{program} {} failed: {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// The steps of CI, in order.
+fn ci() -> Result<()> {
+    let cargo = cargo();
+    run(&cargo, &["fmt", "--all", "--", "--check"], &[])?;
+    run(
+        &cargo,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    run(&cargo, &["test", "--workspace"], &[])?;
+    bench::run(&["--quick".to_string()])
+}
+
+/// The Python interpreter for the fixture scripts.
+pub fn python() -> String {
+    if let Ok(p) = std::env::var("PYTHON") {
+        return p;
+    }
+    let venv = root().join(".venv/bin/python");
+    if venv.exists() {
+        return venv.to_string_lossy().into_owned();
+    }
+    "python3".into()
+}
+
+fn fixtures(args: &[String]) -> Result<()> {
+    let py = python();
+    let extra: Vec<&str> = args.iter().map(String::as_str).collect();
+    for script in ["scripts/make_fixtures.py", "scripts/make_image_fixtures.py"] {
+        if root().join(script).exists() {
+            let mut a = vec![script];
+            if script.ends_with("make_fixtures.py") {
+                a.extend(&extra);
+            }
+            run(&py, &a, &[])?;
+        }
+    }
+    Ok(())
+}

@@ -72,6 +72,68 @@ impl Default for ClipVisionConfig {
 }
 
 impl ClipVisionConfig {
+    /// OpenAI ViT-B/32: 224 px, patch 32, width 768, 12 layers, 12 heads, projection 512.
+    pub fn vit_base_patch32() -> Self {
+        Self::default()
+    }
+
+    /// OpenAI ViT-B/16: 224 px, patch 16, width 768, 12 layers, 12 heads, projection 512.
+    pub fn vit_base_patch16() -> Self {
+        Self {
+            patch_size: 16,
+            ..Self::default()
+        }
+    }
+
+    /// OpenAI ViT-L/14: 224 px, patch 14, width 1024, 24 layers, 16 heads, projection 768.
+    pub fn vit_large_patch14() -> Self {
+        Self {
+            hidden_size: 1024,
+            intermediate_size: 4096,
+            num_hidden_layers: 24,
+            num_attention_heads: 16,
+            patch_size: 14,
+            projection_dim: 768,
+            ..Self::default()
+        }
+    }
+
+    /// OpenAI ViT-L/14@336px: ViT-L/14 at 336 px (577 tokens).
+    pub fn vit_large_patch14_336() -> Self {
+        Self {
+            image_size: 336,
+            ..Self::vit_large_patch14()
+        }
+    }
+
+    /// LAION ViT-H/14 (open_clip): 224 px, patch 14, width 1280, 32 layers, 16 heads,
+    /// MLP 5120, projection 1024, exact GELU.
+    pub fn vit_huge_patch14() -> Self {
+        Self {
+            hidden_size: 1280,
+            intermediate_size: 5120,
+            num_hidden_layers: 32,
+            num_attention_heads: 16,
+            patch_size: 14,
+            projection_dim: 1024,
+            hidden_act: "gelu".into(),
+            ..Self::default()
+        }
+    }
+
+    /// The preset of a name: `vit_base_patch32`, `vit_base_patch16`, `vit_large_patch14`,
+    /// `vit_large_patch14_336`, `vit_huge_patch14`.
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "vit_base_patch32" => Some(Self::vit_base_patch32()),
+            "vit_base_patch16" => Some(Self::vit_base_patch16()),
+            "vit_large_patch14" => Some(Self::vit_large_patch14()),
+            "vit_large_patch14_336" => Some(Self::vit_large_patch14_336()),
+            "vit_huge_patch14" => Some(Self::vit_huge_patch14()),
+            _ => None,
+        }
+    }
+
     /// Parses a config from JSON text (a `CLIPVisionConfig` object) and validates it.
     ///
     /// # Errors
@@ -249,6 +311,31 @@ mod tests {
         assert_eq!(cfg.seq_len(), 50);
         // sum(p.numel()) of transformers' CLIPVisionModelWithProjection at ViT-B/32.
         assert_eq!(cfg.num_parameters(), 87_849_216);
+    }
+
+    #[test]
+    fn presets_have_the_published_shapes() {
+        // (preset, tokens, parameters of CLIPVisionModelWithProjection as transformers counts them)
+        for (name, tokens, params) in [
+            ("vit_base_patch32", 50, 87_849_216u128),
+            ("vit_base_patch16", 197, 86_192_640),
+            ("vit_large_patch14", 257, 303_966_208),
+            ("vit_large_patch14_336", 577, 304_293_888),
+            ("vit_huge_patch14", 257, 632_076_800),
+        ] {
+            let cfg = ClipVisionConfig::preset(name).unwrap();
+            cfg.validate().unwrap();
+            assert_eq!(
+                (cfg.seq_len(), cfg.num_parameters()),
+                (tokens, params),
+                "{name}"
+            );
+        }
+        assert!(ClipVisionConfig::preset("vit_giant").is_none());
+        assert_eq!(
+            ClipVisionConfig::vit_huge_patch14().activation().unwrap(),
+            Activation::Gelu
+        );
     }
 
     #[test]

@@ -35,3 +35,6 @@ pub mod encoder;
 
 pub use block::ViTBlock;
 pub use encoder::ViTEncoder;
+
+#[cfg(test)]
+mod tests;

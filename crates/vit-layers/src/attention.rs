@@ -312,3 +312,59 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use vit_tensor::LcgRng;
+
+    /// A random attention layer and batch: the output keeps the input's shape, and each
+    /// sequence's output depends only on that sequence.
+    #[derive(Debug, Clone)]
+    struct AttentionProblem {
+        head_dim: usize,
+        n_heads: usize,
+        batch: usize,
+        seq_len: usize,
+        seed: u64,
+    }
+
+    fn problems() -> impl Strategy<Value = AttentionProblem> {
+        (1usize..7, 1usize..4, 0usize..4, 1usize..9, any::<u64>()).prop_map(
+            |(head_dim, n_heads, batch, seq_len, seed)| AttentionProblem {
+                head_dim,
+                n_heads,
+                batch,
+                seq_len,
+                seed,
+            },
+        )
+    }
+
+    impl AttentionProblem {
+        fn check(&self) -> Result<(), TestCaseError> {
+            let mut rng = LcgRng::new(self.seed);
+            let d = self.head_dim * self.n_heads;
+            let attn = MultiHeadAttention::random(d, self.n_heads, 0.5, &mut rng).unwrap();
+            let x = rng.normal_vec(self.batch * self.seq_len * d, 0.0, 1.0);
+            let y = attn.forward(&x, self.batch, self.seq_len).unwrap();
+            prop_assert_eq!(y.len(), x.len());
+            let per = self.seq_len * d;
+            for b in 0..self.batch {
+                let alone = attn
+                    .forward(&x[b * per..(b + 1) * per], 1, self.seq_len)
+                    .unwrap();
+                prop_assert_eq!(&alone[..], &y[b * per..(b + 1) * per]);
+            }
+            Ok(())
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn attention_shapes_and_batch_independence(p in problems()) {
+            p.check()?;
+        }
+    }
+}

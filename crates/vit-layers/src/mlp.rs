@@ -119,3 +119,26 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use vit_tensor::LcgRng;
+
+    proptest! {
+        /// `[rows, D] → [rows, D]` for any intermediate width, and rows are independent.
+        #[test]
+        fn mlp_keeps_shape_and_rows_are_independent(dim in 1usize..9, inter in 1usize..20, rows in 0usize..6, seed: u64) {
+            let mut rng = LcgRng::new(seed);
+            let mlp = Mlp::random(dim, inter, Activation::Gelu, 0.5, &mut rng);
+            let x = rng.normal_vec(rows * dim, 0.0, 1.0);
+            let y = mlp.forward(&x, rows).unwrap();
+            prop_assert_eq!(y.len(), rows * dim);
+            for r in 0..rows {
+                let alone = mlp.forward(&x[r * dim..(r + 1) * dim], 1).unwrap();
+                prop_assert_eq!(&alone[..], &y[r * dim..(r + 1) * dim]);
+            }
+        }
+    }
+}

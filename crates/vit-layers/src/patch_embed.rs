@@ -266,3 +266,23 @@ mod tests {
         assert!(PatchEmbed::new(vec![], None, 4, 3, 0).is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `[batch, C, gh·P, gw·P] → [batch, gh·gw, D]`.
+        #[test]
+        fn patch_embed_output_shape(d in 1usize..6, c in 1usize..4, p in 1usize..5, gh in 1usize..4, gw in 1usize..4, batch in 0usize..3, seed: u64) {
+            let mut rng = LcgRng::new(seed);
+            let pe = PatchEmbed::random(d, c, p, 0.5, &mut rng);
+            let (h, w) = (gh * p, gw * p);
+            let imgs = rng.normal_vec(batch * c * h * w, 0.0, 1.0);
+            let y = pe.forward(&imgs, batch, h, w).unwrap();
+            prop_assert_eq!(y.len(), batch * gh * gw * d);
+            prop_assert_eq!(pe.grid(h, w).unwrap(), (gh, gw));
+        }
+    }
+}
