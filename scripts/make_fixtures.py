@@ -8,7 +8,24 @@ fixed pixel inputs and transformers' own outputs. Nothing is downloaded.
     python3 scripts/make_fixtures.py            # rewrite fixtures/models/*
     python3 scripts/make_fixtures.py --b32 DIR  # also a ViT-B/32-sized checkpoint (not committed)
 
-Layout of each fixture directory:
+Fixtures (fixtures/models/NAME unless said):
+    tiny-quickgelu, tiny-gelu,       CLIPVisionModelWithProjection, one file each; tiny-quickgelu
+    tiny-gelu-tanh                   also holds references at other input sizes (interp.*)
+    sharded                          the same saved in shards with model.safetensors.index.json
+    f16, bf16                        weights stored in half precision (reference: f32 run on the
+                                     same rounded weights)
+    clip-full                        a whole CLIPModel (text tower too), config.json a CLIPConfig
+    openai-naming/tiny.safetensors   OpenAI names (visual.*), no config, made by renaming a
+                                     transformers model's tensors; text-tower tensors beside it
+    open-clip                        open_clip_config.json + open_clip_model.safetensors, exact
+                                     GELU, head_width 12; cross-checked against open_clip itself
+    demo                             the bundled default model of the README's run command: 224 px,
+                                     with preprocessor_config.json, and the end-to-end reference of
+                                     transformers' CLIPImageProcessor (PIL) + model on fixtures/images
+    fixtures/hub                     an HF hub cache (models--clip-vision--tiny-hub) holding
+                                     tiny-gelu-tanh as the hub lays it out (symlinks into blobs/)
+
+Layout of each HF fixture directory:
     config.json, model.safetensors   what `save_pretrained` writes
     reference.safetensors            pixel_values [B, C, S, S] and the outputs:
                                      last_hidden_state, pooler_output, image_embeds,
@@ -18,14 +35,18 @@ Layout of each fixture directory:
 """
 
 import argparse
+import hashlib
 import json
 import math
+import os
 import pathlib
+import shutil
 
 import torch
 import transformers
 from safetensors.torch import save_file
-from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+from safetensors.torch import load_file
+from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "models"
@@ -62,6 +83,8 @@ def perturb_(model: torch.nn.Module, gen: torch.Generator) -> None:
     """
     with torch.no_grad():
         for name, p in model.named_parameters():
+            if name == "logit_scale":
+                continue
             if name.endswith("class_embedding") or "position_embedding" in name:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
             elif "layer_norm" in name or "layrnorm" in name or "layernorm" in name:
@@ -78,11 +101,11 @@ def perturb_(model: torch.nn.Module, gen: torch.Generator) -> None:
                 raise ValueError(f"unexpected parameter {name}")
 
 
-def run(model, pixels):
+def run(model, pixels, **kwargs):
     """transformers' outputs, as a dict of tensors."""
     with torch.inference_mode():
-        out = model(pixel_values=pixels, output_hidden_states=True)
-        pooled = model.vision_model(pixel_values=pixels).pooler_output
+        out = model(pixel_values=pixels, output_hidden_states=True, **kwargs)
+        pooled = model.vision_model(pixel_values=pixels, **kwargs).pooler_output
     tensors = {
         "last_hidden_state": out.last_hidden_state,
         "pooler_output": pooled,
@@ -93,37 +116,274 @@ def run(model, pixels):
     return tensors
 
 
+def build(cfg: dict, seed: int, cls=CLIPVisionModelWithProjection):
+    """A perturbed random model and the generator that made it (for the inputs)."""
+    gen = torch.Generator().manual_seed(seed)
+    config = CLIPVisionConfig(**cfg) if cls is CLIPVisionModelWithProjection else cfg
+    model = cls(config).eval()
+    perturb_(model, gen)
+    return model, gen
+
+
+def save_reference(out_dir: pathlib.Path, tensors: dict, meta: dict) -> None:
+    tensors = {k: v.detach().clone().contiguous().float() for k, v in tensors.items()}
+    save_file(tensors, out_dir / "reference.safetensors")
+    meta = {
+        "made_by": "scripts/make_fixtures.py",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        **meta,
+    }
+    (out_dir / "reference.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def reference_of(model, pixels, with_f64=True, **kwargs):
+    """transformers' outputs in f32 (and how far they are from an f64 run)."""
+    ref = run(model, pixels, **kwargs)
+    meta = {"max_abs_reference": {k: float(v.abs().max()) for k, v in ref.items()}}
+    if with_f64:
+        import copy
+        ref64 = run(copy.deepcopy(model).double(), pixels.double(), **kwargs)
+        meta["torch_f32_vs_f64_max_abs"] = {k: float((ref[k].double() - ref64[k]).abs().max()) for k in ref}
+    return ref, meta
+
+
 def make_tiny(name: str, cfg: dict, seed: int) -> None:
     out_dir = FIXTURES / name
     out_dir.mkdir(parents=True, exist_ok=True)
-    gen = torch.Generator().manual_seed(seed)
-    config = CLIPVisionConfig(**cfg)
-    model = CLIPVisionModelWithProjection(config).eval()
-    perturb_(model, gen)
+    model, gen = build(cfg, seed)
     model.save_pretrained(out_dir)
 
     size = cfg["image_size"]
     pixels = torch.randn(BATCH, 3, size, size, generator=gen)
-    ref = run(model, pixels)
-    ref64 = run(model.double(), pixels.double())
-    f32_vs_f64 = {k: float((ref[k].double() - ref64[k]).abs().max()) for k in ref}
-
-    tensors = {"pixel_values": pixels}
-    tensors.update({k: v.clone().contiguous() for k, v in ref.items()})
-    save_file(tensors, out_dir / "reference.safetensors")
-    meta = {
-        "made_by": "scripts/make_fixtures.py",
-        "seed": seed,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "attn_implementation": model.config._attn_implementation,
-        "batch": BATCH,
-        "max_abs_reference": {k: float(v.abs().max()) for k, v in ref.items()},
-        "torch_f32_vs_f64_max_abs": f32_vs_f64,
-    }
-    (out_dir / "reference.json").write_text(json.dumps(meta, indent=2) + "\n")
+    ref, meta = reference_of(model, pixels)
+    tensors = {"pixel_values": pixels, **ref}
+    if name == "tiny-quickgelu":
+        # Other input sizes through interpolate_pos_encoding (bicubic, align_corners=False):
+        # a non-square 48x40 (grid 6x5) and a square 64x64 (grid 8x8).
+        for tag, (h, w) in {"interp_48x40": (48, 40), "interp_64x64": (64, 64)}.items():
+            px = torch.randn(2, 3, h, w, generator=gen)
+            r = run(model, px, interpolate_pos_encoding=True)
+            tensors[f"{tag}.pixel_values"] = px
+            for k in ("last_hidden_state", "pooler_output", "image_embeds"):
+                tensors[f"{tag}.{k}"] = r[k]
+    save_reference(out_dir, tensors, {"seed": seed, "batch": BATCH,
+                                      "attn_implementation": model.config._attn_implementation, **meta})
     print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, "
-          f"f32 vs f64 last_hidden_state {f32_vs_f64['last_hidden_state']:.2e}")
+          f"f32 vs f64 last_hidden_state {meta['torch_f32_vs_f64_max_abs']['last_hidden_state']:.2e}")
+
+
+def make_sharded(seed: int) -> None:
+    """tiny-quickgelu's shape saved as several shards with an index."""
+    out_dir = FIXTURES / "sharded"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    cfg = TINY["tiny-quickgelu"]
+    model, gen = build(cfg, seed)
+    model.save_pretrained(out_dir, max_shard_size="80KB")
+    shards = sorted(p.name for p in out_dir.glob("model-*.safetensors"))
+    assert len(shards) > 1 and (out_dir / "model.safetensors.index.json").exists(), shards
+    pixels = torch.randn(2, 3, cfg["image_size"], cfg["image_size"], generator=gen)
+    ref, meta = reference_of(model, pixels)
+    save_reference(out_dir, {"pixel_values": pixels, **ref}, {"seed": seed, "shards": shards, **meta})
+    print(f"sharded: {len(shards)} shards")
+
+
+def make_half(name: str, dtype, seed: int) -> None:
+    """tiny-gelu's shape with weights stored as f16 / bf16. The reference is transformers'
+    f32 run on the same rounded weights (what an f32 engine loading them should compute)."""
+    out_dir = FIXTURES / name
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    cfg = TINY["tiny-gelu"]
+    model, gen = build(cfg, seed)
+    model = model.to(dtype)
+    model.save_pretrained(out_dir)
+    stored = load_file(out_dir / "model.safetensors")
+    assert all(v.dtype == dtype for v in stored.values()), {k: v.dtype for k, v in stored.items()}
+    model = model.float()
+    pixels = torch.randn(BATCH, 3, cfg["image_size"], cfg["image_size"], generator=gen)
+    ref, meta = reference_of(model, pixels)
+    save_reference(out_dir, {"pixel_values": pixels, **ref}, {"seed": seed, "stored_dtype": str(dtype), **meta})
+    print(f"{name}: weights stored as {dtype}")
+
+
+def make_clip_full(seed: int) -> None:
+    """A whole CLIPModel: config.json is a CLIPConfig with vision_config nested and the
+    projection width at top level; the file holds the text tower and logit_scale too."""
+    out_dir = FIXTURES / "clip-full"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    vision = dict(hidden_size=40, intermediate_size=72, num_hidden_layers=2, num_attention_heads=5,
+                  image_size=28, patch_size=7, hidden_act="quick_gelu", layer_norm_eps=1e-5)
+    text = dict(hidden_size=32, intermediate_size=48, num_hidden_layers=1, num_attention_heads=2,
+                vocab_size=99, max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=20)
+    model, gen = build(config, seed, cls=CLIPModel)
+    model.save_pretrained(out_dir)
+    saved = json.loads((out_dir / "config.json").read_text())
+    assert saved["model_type"] == "clip" and "vision_config" in saved and saved["projection_dim"] == 20
+    pixels = torch.randn(2, 3, 28, 28, generator=gen)
+    with torch.inference_mode():
+        out = model.vision_model(pixel_values=pixels, output_hidden_states=True)
+        embeds = model.visual_projection(out.pooler_output)
+        feats = model.get_image_features(pixel_values=pixels)
+        feats = feats.pooler_output if hasattr(feats, "pooler_output") else feats
+    assert torch.allclose(feats, embeds)
+    tensors = {"pixel_values": pixels, "last_hidden_state": out.last_hidden_state,
+               "pooler_output": out.pooler_output, "image_embeds": embeds}
+    for i, h in enumerate(out.hidden_states):
+        tensors[f"hidden_states.{i}"] = h
+    save_reference(out_dir, tensors, {"seed": seed})
+    print("clip-full: CLIPModel with text tower")
+
+
+def to_openai_names(sd: dict, prefix: str = "visual.") -> dict:
+    """transformers' vision tensors renamed as OpenAI CLIP / open_clip name them."""
+    out = {}
+    v = "vision_model."
+    out[prefix + "conv1.weight"] = sd[v + "embeddings.patch_embedding.weight"]
+    out[prefix + "class_embedding"] = sd[v + "embeddings.class_embedding"]
+    out[prefix + "positional_embedding"] = sd[v + "embeddings.position_embedding.weight"]
+    for part in ("weight", "bias"):
+        out[prefix + f"ln_pre.{part}"] = sd[v + f"pre_layrnorm.{part}"]
+        out[prefix + f"ln_post.{part}"] = sd[v + f"post_layernorm.{part}"]
+    n_layers = 1 + max(int(k.split(".")[3]) for k in sd if k.startswith(v + "encoder.layers."))
+    for i in range(n_layers):
+        hf, oa = f"{v}encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
+        att = hf + "self_attn."
+        out[oa + "attn.in_proj_weight"] = torch.cat([sd[att + f"{p}_proj.weight"] for p in "qkv"])
+        out[oa + "attn.in_proj_bias"] = torch.cat([sd[att + f"{p}_proj.bias"] for p in "qkv"])
+        for part in ("weight", "bias"):
+            out[oa + f"attn.out_proj.{part}"] = sd[att + f"out_proj.{part}"]
+            out[oa + f"ln_1.{part}"] = sd[hf + f"layer_norm1.{part}"]
+            out[oa + f"ln_2.{part}"] = sd[hf + f"layer_norm2.{part}"]
+            out[oa + f"mlp.c_fc.{part}"] = sd[hf + f"mlp.fc1.{part}"]
+            out[oa + f"mlp.c_proj.{part}"] = sd[hf + f"mlp.fc2.{part}"]
+    out[prefix + "proj"] = sd["visual_projection.weight"].t()
+    return {k: t.detach().clone().contiguous() for k, t in out.items()}
+
+
+def make_openai_naming(seed: int) -> None:
+    """OpenAI names in a lone safetensors file, no config: the loader infers the shape from
+    the tensors (heads = width / 64) and takes the activation from the caller."""
+    out_dir = FIXTURES / "openai-naming"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    cfg = dict(hidden_size=128, intermediate_size=200, num_hidden_layers=2, num_attention_heads=2,
+               image_size=32, patch_size=8, projection_dim=24, hidden_act="quick_gelu")
+    model, gen = build(cfg, seed)
+    tensors = to_openai_names(model.state_dict())
+    # Text-tower tensors and logit_scale sit beside the visual ones in OpenAI checkpoints.
+    tensors["token_embedding.weight"] = torch.randn(10, 16, generator=gen)
+    tensors["positional_embedding"] = torch.randn(7, 16, generator=gen)
+    tensors["transformer.resblocks.0.attn.in_proj_weight"] = torch.randn(48, 16, generator=gen)
+    tensors["logit_scale"] = torch.tensor(4.6052)
+    save_file(tensors, out_dir / "tiny.safetensors")
+    pixels = torch.randn(2, 3, 32, 32, generator=gen)
+    ref, meta = reference_of(model, pixels)
+    save_reference(out_dir, {"pixel_values": pixels, **ref},
+                   {"seed": seed, "activation": "quick_gelu", "num_attention_heads": 2, **meta})
+    print("openai-naming: renamed tensors, no config")
+
+
+def make_open_clip(seed: int) -> None:
+    """An open_clip checkpoint directory (open_clip_config.json + open_clip_model.safetensors)
+    with exact GELU and head_width 12. Weights come from a transformers model (so it is the
+    reference); open_clip itself, when installed, must agree."""
+    out_dir = FIXTURES / "open-clip"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    cfg = dict(hidden_size=48, intermediate_size=120, num_hidden_layers=2, num_attention_heads=4,
+               image_size=32, patch_size=8, projection_dim=16, hidden_act="gelu", layer_norm_eps=1e-5)
+    model, gen = build(cfg, seed)
+    model_cfg = {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 48, "head_width": 12,
+                       "mlp_ratio": 2.5, "patch_size": 8},
+        "text_cfg": {"context_length": 8, "vocab_size": 50, "width": 16, "heads": 2, "layers": 1},
+    }
+    tensors = to_openai_names(model.state_dict())
+    pixels = torch.randn(2, 3, 32, 32, generator=gen)
+    ref, meta = reference_of(model, pixels)
+    try:
+        import open_clip
+        oc = open_clip.CLIP(**model_cfg).eval()
+        sd = oc.state_dict()
+        missing = [k for k in tensors if k not in sd]
+        assert not missing, missing
+        for k, v in sd.items():
+            if not k.startswith("visual."):
+                tensors[k] = torch.randn(v.shape, generator=gen) * 0.02
+        oc.load_state_dict(tensors, strict=True)
+        with torch.inference_mode():
+            oc_embeds = oc.encode_image(pixels)
+        diff = float((oc_embeds - ref["image_embeds"]).abs().max())
+        assert diff < 1e-5, f"open_clip disagrees with transformers by {diff}"
+        meta["open_clip_version"] = open_clip.__version__
+        meta["open_clip_vs_transformers_image_embeds_max_abs"] = diff
+    except ImportError:
+        raise SystemExit("open_clip_torch is needed for the open-clip fixture (see requirements.txt)")
+    save_file(tensors, out_dir / "open_clip_model.safetensors")
+    config = {"model_cfg": model_cfg,
+              "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073],
+                                 "std": [0.26862954, 0.26130258, 0.27577711]}}
+    (out_dir / "open_clip_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    save_reference(out_dir, {"pixel_values": pixels, **ref}, {"seed": seed, **meta})
+    print(f"open-clip: open_clip agrees with transformers within {meta['open_clip_vs_transformers_image_embeds_max_abs']:.1e}")
+
+
+def make_demo(seed: int) -> None:
+    """The bundled default model: a small random tower at 224 px that takes what
+    CLIPImageProcessor makes of real photos, with the end-to-end reference on the sample
+    photos in fixtures/images (every file there that PIL opens)."""
+    from PIL import Image
+    from transformers import CLIPImageProcessorPil
+
+    out_dir = FIXTURES / "demo"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    cfg = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+               image_size=224, patch_size=32, projection_dim=32, hidden_act="quick_gelu")
+    model, _ = build(cfg, seed)
+    model.save_pretrained(out_dir)
+    processor = CLIPImageProcessorPil()
+    assert processor.backend == "pil"
+    processor.save_pretrained(out_dir)
+    images = sorted(p for p in (ROOT / "fixtures" / "images").iterdir()
+                    if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+    names, pixels = [], []
+    for path in images:
+        with Image.open(path) as im:
+            pixels.append(processor(images=im, return_tensors="pt")["pixel_values"][0])
+        names.append(path.name)
+    pixels = torch.stack(pixels)
+    ref = run(model, pixels)
+    # pixel_values are not kept (7 MB): the test runs clip-vision's own preprocessing.
+    tensors = {"last_hidden_state": ref["last_hidden_state"],
+               "pooler_output": ref["pooler_output"], "image_embeds": ref["image_embeds"]}
+    save_reference(out_dir, tensors, {"seed": seed, "images": names, "processor": "CLIPImageProcessorPil"})
+    print(f"demo: end-to-end reference on {len(names)} photos")
+
+
+def make_hub_cache() -> None:
+    """An HF hub cache holding tiny-gelu-tanh as huggingface_hub lays it out:
+    models--ORG--NAME/{blobs/<sha256>, refs/main, snapshots/<commit>/<file> -> ../../blobs/<sha256>}."""
+    root = ROOT / "fixtures" / "hub"
+    shutil.rmtree(root, ignore_errors=True)
+    repo = root / "models--clip-vision--tiny-hub"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        data = (FIXTURES / "tiny-gelu-tanh" / name).read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        (repo / "blobs" / sha).write_bytes(data)
+        os.symlink(f"../../blobs/{sha}", snap / name)
+    print("hub: models--clip-vision--tiny-hub")
 
 
 def make_b32(out_dir: pathlib.Path, seed: int) -> None:
@@ -132,16 +392,12 @@ def make_b32(out_dir: pathlib.Path, seed: int) -> None:
                num_attention_heads=12, image_size=224, patch_size=32, projection_dim=512,
                hidden_act="quick_gelu")
     out_dir.mkdir(parents=True, exist_ok=True)
-    gen = torch.Generator().manual_seed(seed)
-    model = CLIPVisionModelWithProjection(CLIPVisionConfig(**cfg)).eval()
-    perturb_(model, gen)
+    model, gen = build(cfg, seed)
     model.save_pretrained(out_dir)
     pixels = torch.randn(2, 3, 224, 224, generator=gen)
-    ref = run(model, pixels)
-    keep = ["last_hidden_state", "pooler_output", "image_embeds", "hidden_states.11"]
-    tensors = {"pixel_values": pixels}
-    tensors.update({k: ref[k].clone().contiguous() for k in keep})
-    save_file(tensors, out_dir / "reference.safetensors")
+    ref, meta = reference_of(model, pixels, with_f64=False)
+    keep = ["last_hidden_state", "pooler_output", "image_embeds", "hidden_states.0", "hidden_states.11"]
+    save_reference(out_dir, {"pixel_values": pixels, **{k: ref[k] for k in keep}}, {"seed": seed, **meta})
     print(f"ViT-B/32-sized checkpoint in {out_dir}")
 
 
@@ -151,9 +407,26 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="only these fixtures")
     args = ap.parse_args()
     torch.manual_seed(0)
+    want = lambda name: not args.only or name in args.only
     for seed, (name, cfg) in enumerate(TINY.items()):
-        if not args.only or name in args.only:
+        if want(name):
             make_tiny(name, cfg, seed=1000 + seed)
+    if want("sharded"):
+        make_sharded(seed=2000)
+    if want("f16"):
+        make_half("f16", torch.float16, seed=2001)
+    if want("bf16"):
+        make_half("bf16", torch.bfloat16, seed=2002)
+    if want("clip-full"):
+        make_clip_full(seed=2003)
+    if want("openai-naming"):
+        make_openai_naming(seed=2004)
+    if want("open-clip"):
+        make_open_clip(seed=2005)
+    if want("hub"):
+        make_hub_cache()
+    if want("demo"):
+        make_demo(seed=2006)
     if args.b32:
         make_b32(args.b32, seed=32)
 

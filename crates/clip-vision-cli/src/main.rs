@@ -1,4 +1,293 @@
-//! The `clip-vision` command (built out in the CLI issue).
+//! The `clip-vision` command: CLIP image embeddings for folders of images.
+//!
+//! ```text
+//! clip-vision embed --model DIR_OR_HUB_ID [--batch-size N] [--threads N]
+//!                   [--output FILE.npy|FILE.jsonl] [--kind image-embeds|pooled]
+//!                   [--no-normalize] [--resume] PATH...
+//! clip-vision similar --index FILE --query IMAGE [-k 10]
+//! clip-vision info --model DIR_OR_HUB_ID
+//! ```
+//!
+//! Exit status: 0 when every image was embedded; 3 when the run finished but some files
+//! were skipped (each reported on stderr with its reason, and counted in the summary);
+//! 1 on an error that stopped the run (a model that does not load, an output that cannot
+//! be written); 2 for a usage error.
 #![forbid(unsafe_code)]
 
-fn main() {}
+mod embed;
+mod npy;
+mod output;
+mod walk;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use clip_vision::preprocess::{ImageProcessor, ResizeTarget};
+use clip_vision::{Activation, ClipVisionEncoder, LoadOptions};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit status of a run that finished with skipped files.
+pub(crate) const EXIT_SKIPPED: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "clip-vision",
+    version,
+    about = "CLIP image embeddings on the CPU, exact to HF transformers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Embed image files and folders (walked recursively), rows in sorted path order.
+    Embed(EmbedArgs),
+    /// Rank the images of an index by cosine similarity to a query image.
+    Similar(SimilarArgs),
+    /// Print a model's architecture, parameter count, stored dtype and preprocessing.
+    Info(ModelArgs),
+}
+
+/// Which vector each image gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// The projected embedding (transformers' `image_embeds`), for CLIP similarity.
+    ImageEmbeds,
+    /// The final-LayerNormed class token (transformers' `pooler_output`).
+    Pooled,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::ImageEmbeds => "image-embeds",
+            Kind::Pooled => "pooled",
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// A checkpoint directory or .safetensors file, or a hub id found in the local HF cache.
+    #[arg(long)]
+    model: String,
+    /// The MLP activation, for weights that do not say (OpenAI-named weights without config).
+    #[arg(long, value_parser = ["quick_gelu", "gelu", "gelu_new"])]
+    activation: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct EmbedArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Images per encoder batch.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    batch_size: u32,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
+    /// Output file: .npy (with a FILE.paths.txt sidecar) or .jsonl; JSON lines on stdout
+    /// when absent.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Which vector to write (default: image-embeds, or pooled for a model without projection).
+    #[arg(long, value_enum)]
+    kind: Option<Kind>,
+    /// Write the vectors as computed, not L2-normalised.
+    #[arg(long)]
+    no_normalize: bool,
+    /// Continue an interrupted run into the same --output, skipping images already written.
+    #[arg(long, requires = "output")]
+    resume: bool,
+    /// Image files or directories.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct SimilarArgs {
+    /// An output of `embed` (.npy or .jsonl, with its .meta.json beside it).
+    #[arg(long)]
+    index: PathBuf,
+    /// The query image.
+    #[arg(long)]
+    query: PathBuf,
+    /// How many results.
+    #[arg(short, default_value_t = 10)]
+    k: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Embed(args) => embed::run(args),
+        Command::Similar(args) => similar(&args),
+        Command::Info(args) => info(&args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The model and the image processor that goes with it.
+pub(crate) fn load_model(args: &ModelArgs) -> Result<(ClipVisionEncoder, ImageProcessor)> {
+    let opts = LoadOptions {
+        activation: args
+            .activation
+            .as_deref()
+            .and_then(Activation::from_hf_name),
+        ..LoadOptions::default()
+    };
+    let model = ClipVisionEncoder::from_pretrained_with(&args.model, &opts)
+        .with_context(|| format!("cannot load the model {:?}", args.model))?;
+    let dir = clip_vision::checkpoint::resolve(Path::new(&args.model))?;
+    let processor = if dir.is_dir() {
+        ImageProcessor::from_pretrained(&dir)
+            .with_context(|| format!("cannot read the preprocessing of {}", dir.display()))?
+    } else {
+        ImageProcessor::default()
+    };
+    let cfg = processor.config();
+    let out = match (cfg.do_center_crop, cfg.do_resize, cfg.size) {
+        (true, _, _) => Some((cfg.crop_size.height, cfg.crop_size.width)),
+        (false, true, ResizeTarget::Exact { height, width }) => Some((height, width)),
+        _ => None,
+    };
+    let (mh, mw) = model.input_size();
+    match out {
+        Some((h, w)) if (h, w) == (mh, mw) => Ok((model, processor)),
+        Some((h, w)) => bail!("the preprocessing makes {h}×{w} images but the model takes {mh}×{mw}"),
+        None => bail!("the preprocessing neither crops nor resizes to a fixed size; the model takes {mh}×{mw}"),
+    }
+}
+
+/// One line describing the preprocessing.
+fn describe(p: &ImageProcessor) -> String {
+    let c = p.config();
+    let mut steps = Vec::new();
+    if c.do_convert_rgb {
+        steps.push("RGB (alpha over white)".to_owned());
+    }
+    if c.do_resize {
+        steps.push(match c.size {
+            ResizeTarget::ShortestEdge(n) => {
+                format!("shortest edge → {n} ({:?}, antialiased as PIL)", c.resample)
+            }
+            ResizeTarget::Exact { height, width } => {
+                format!("resize → {height}×{width} ({:?})", c.resample)
+            }
+        });
+    }
+    if c.do_center_crop {
+        steps.push(format!(
+            "center crop {}×{}",
+            c.crop_size.height, c.crop_size.width
+        ));
+    }
+    if c.do_rescale {
+        steps.push(format!("× {:.6}", c.rescale_factor));
+    }
+    if c.do_normalize {
+        steps.push(format!(
+            "normalise mean {:?} std {:?}",
+            c.image_mean, c.image_std
+        ));
+    }
+    steps.join(", ")
+}
+
+fn similar(args: &SimilarArgs) -> Result<u8> {
+    let (meta, rows) = output::read_index(&args.index)?;
+    let model_args = ModelArgs {
+        model: meta.model.clone(),
+        activation: None,
+    };
+    let (model, processor) = load_model(&model_args)?;
+    let pixels = processor
+        .preprocess_path(&args.query)
+        .with_context(|| format!("cannot read the query {}", args.query.display()))?;
+    let kind = if meta.kind == "pooled" {
+        Kind::Pooled
+    } else {
+        Kind::ImageEmbeds
+    };
+    let query = embed::vectors(&model, &pixels, 1, kind, meta.normalized)?.remove(0);
+    let mut scored: Vec<(f64, &str)> = rows
+        .iter()
+        .map(|(p, r)| (cosine(&query, r), p.as_str()))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (rank, (score, path)) in scored.iter().take(args.k).enumerate() {
+        println!("{}\t{score:.6}\t{path}", rank + 1);
+    }
+    Ok(0)
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
+}
+
+fn info(args: &ModelArgs) -> Result<u8> {
+    let (model, processor) = load_model(args)?;
+    let inspection = clip_vision::checkpoint::inspect(Path::new(&args.model))?;
+    let c = &model.config;
+    let dtypes: Vec<String> = inspection
+        .dtypes
+        .iter()
+        .map(|(d, n)| format!("{d} ×{n}"))
+        .collect();
+    println!(
+        "checkpoint      {} ({} naming)",
+        inspection.resolved.display(),
+        inspection.naming
+    );
+    println!("stored dtype    {} (computed in f32)", dtypes.join(", "));
+    println!(
+        "architecture    ViT, width {}, {} layers, {} heads of {}, MLP {} ({}), patch {}",
+        c.hidden_size,
+        c.num_hidden_layers,
+        c.num_attention_heads,
+        c.head_dim(),
+        c.intermediate_size,
+        c.hidden_act,
+        c.patch_size
+    );
+    println!(
+        "image size      {}×{} ({} tokens)",
+        model.input_size().0,
+        model.input_size().1,
+        model.seq_len()
+    );
+    println!(
+        "pre-LayerNorm   {}",
+        if model.pre_layer_norm.is_some() {
+            "yes"
+        } else {
+            "no"
+        }
+    );
+    match &model.projection {
+        Some(p) => println!("projection      {} → {}", p.in_features(), p.out_features()),
+        None => println!("projection      none (embed writes the pooled output)"),
+    }
+    println!("parameters      {}", model.num_params());
+    println!("preprocessing   {}", describe(&processor));
+    Ok(0)
+}

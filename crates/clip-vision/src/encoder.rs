@@ -17,6 +17,7 @@
 //! Without `pre_layer_norm` and `projection` this is the plain ViT pipeline
 //! (patch_embed → prepend_cls → add_pos_embed → encoder → token 0).
 
+use crate::checkpoint::LoadOptions;
 use crate::config::ClipVisionConfig;
 use crate::error::{VisionError, VisionResult};
 use std::path::Path;
@@ -50,6 +51,12 @@ pub struct ClipVisionEncoder {
     /// Visual projection `[projection_dim, D]`, no bias (CLIP's `visual_projection`);
     /// `None` for a tower without one (`CLIPVisionModel`).
     pub projection: Option<Linear>,
+    /// Input `(height, width)` in pixels; `(image_size, image_size)` unless
+    /// [`ClipVisionEncoder::set_input_size`] changed it.
+    input_size: (usize, usize),
+    /// `pos_embed` resized to the patch grid of `input_size`, when that grid is not the
+    /// trained one.
+    interpolated_pos: Option<LearnablePosEmbed>,
 }
 
 impl ClipVisionEncoder {
@@ -99,14 +106,95 @@ impl ClipVisionEncoder {
             .collect::<Result<Vec<_>, _>>()?;
         let encoder = ViTEncoder::new(layers, LayerNorm::identity(d, eps)?)?;
         let projection = Linear::random(d, cfg.projection_dim, false, INIT_STD, rng);
+        let pre_layer_norm = LayerNorm::identity(d, eps)?;
+        Self::from_parts(
+            cfg,
+            patch_embed,
+            pos_embed,
+            encoder,
+            cls_token,
+            Some(pre_layer_norm),
+            Some(projection),
+        )
+    }
+
+    /// A tower from its parts, checked against `cfg`.
+    ///
+    /// # Errors
+    /// [`VisionError::InvalidConfig`] when `cfg` does not validate; [`VisionError::Tensor`]
+    /// ([`vit_tensor::TensorError::ShapeMismatch`]) when a part's shape disagrees with it.
+    pub fn from_parts(
+        cfg: ClipVisionConfig,
+        patch_embed: PatchEmbed,
+        pos_embed: LearnablePosEmbed,
+        encoder: ViTEncoder,
+        cls_token: Vec<f32>,
+        pre_layer_norm: Option<LayerNorm>,
+        projection: Option<Linear>,
+    ) -> VisionResult<Self> {
+        cfg.validate()?;
+        let d = cfg.hidden_size;
+        let mismatch = |what: &'static str, expected: Vec<usize>, got: Vec<usize>| {
+            VisionError::Tensor(vit_tensor::TensorError::ShapeMismatch {
+                op: "ClipVisionEncoder::from_parts",
+                what,
+                expected,
+                got,
+            })
+        };
+        let (c, p) = (cfg.num_channels, cfg.patch_size);
+        let pe = (
+            patch_embed.embed_dim(),
+            patch_embed.channels(),
+            patch_embed.patch_size(),
+        );
+        if pe != (d, c, p) {
+            return Err(mismatch(
+                "patch_embed",
+                vec![d, c, p, p],
+                vec![pe.0, pe.1, pe.2, pe.2],
+            ));
+        }
+        if (pos_embed.n_positions(), pos_embed.dim()) != (cfg.seq_len(), d) {
+            return Err(mismatch(
+                "pos_embed",
+                vec![cfg.seq_len(), d],
+                vec![pos_embed.n_positions(), pos_embed.dim()],
+            ));
+        }
+        if (encoder.depth(), encoder.dim()) != (cfg.num_hidden_layers, d) {
+            return Err(mismatch(
+                "encoder [layers, D]",
+                vec![cfg.num_hidden_layers, d],
+                vec![encoder.depth(), encoder.dim()],
+            ));
+        }
+        if cls_token.len() != d {
+            return Err(mismatch("cls_token", vec![d], vec![cls_token.len()]));
+        }
+        if let Some(ln) = pre_layer_norm.as_ref().filter(|ln| ln.dim() != d) {
+            return Err(mismatch("pre_layer_norm", vec![d], vec![ln.dim()]));
+        }
+        if let Some(proj) = projection
+            .as_ref()
+            .filter(|l| (l.out_features(), l.in_features()) != (cfg.projection_dim, d))
+        {
+            return Err(mismatch(
+                "projection",
+                vec![cfg.projection_dim, d],
+                vec![proj.out_features(), proj.in_features()],
+            ));
+        }
         Ok(Self {
-            pre_layer_norm: Some(LayerNorm::identity(d, eps)?),
-            projection: Some(projection),
+            input_size: (cfg.image_size, cfg.image_size),
+            interpolated_pos: None,
             config: cfg,
             patch_embed,
             pos_embed,
             encoder,
             cls_token,
+            pre_layer_norm,
+            projection,
         })
     }
 
@@ -118,8 +206,24 @@ impl ClipVisionEncoder {
     /// config; [`VisionError::Checkpoint`], [`VisionError::MissingWeight`],
     /// [`VisionError::WeightShape`] or [`VisionError::UnsupportedDtype`] for the weights.
     /// Nothing missing is ever replaced by random values.
+    ///
+    /// `path` may also be a hub id (`"openai/clip-vit-base-patch32"`) found in the local HF
+    /// cache, a directory of shards, an open_clip directory, or a single `.safetensors` file:
+    /// see [`crate::checkpoint`].
     pub fn from_pretrained(path: impl AsRef<Path>) -> VisionResult<Self> {
-        crate::checkpoint::load_pretrained(path.as_ref())
+        Self::from_pretrained_with(path, &LoadOptions::default())
+    }
+
+    /// [`ClipVisionEncoder::from_pretrained`] with what the checkpoint may not say itself
+    /// (the activation or head count of OpenAI-named weights without a config).
+    ///
+    /// # Errors
+    /// As [`ClipVisionEncoder::from_pretrained`].
+    pub fn from_pretrained_with(
+        path: impl AsRef<Path>,
+        options: &LoadOptions,
+    ) -> VisionResult<Self> {
+        crate::checkpoint::load(path.as_ref(), options)
     }
 
     /// Number of parameters held.
@@ -135,14 +239,67 @@ impl ClipVisionEncoder {
             + self.projection.as_ref().map_or(0, Linear::num_params)
     }
 
-    /// Values in one image, `C × S × S`.
+    /// Input `(height, width)` in pixels.
+    pub fn input_size(&self) -> (usize, usize) {
+        self.input_size
+    }
+
+    /// Runs the tower on `height × width` images from now on, resizing the position table
+    /// to the new patch grid as transformers' `interpolate_pos_encoding=True` does (bicubic,
+    /// `align_corners = False`, class position kept); the trained size restores the
+    /// original table. The table is resized once, here, from the current `pos_embed`.
+    ///
+    /// # Errors
+    /// [`VisionError::InvalidConfig`] (`image_size`) unless both sides are positive multiples
+    /// of the patch size and the grid stays within [`crate::config::MAX_TOKENS`].
+    pub fn set_input_size(&mut self, height: usize, width: usize) -> VisionResult<()> {
+        let p = self.config.patch_size;
+        let (gh, gw) = (height / p, width / p);
+        let tokens = gh.checked_mul(gw).and_then(|n| n.checked_add(1));
+        if height == 0
+            || width == 0
+            || height % p != 0
+            || width % p != 0
+            || tokens.is_none_or(|t| t > crate::config::MAX_TOKENS)
+        {
+            return Err(VisionError::InvalidConfig {
+                field: "image_size",
+                value: format!("{height}×{width}"),
+                reason: format!(
+                    "sides must be positive multiples of patch_size = {p}, within {} tokens",
+                    crate::config::MAX_TOKENS
+                ),
+            });
+        }
+        let g = self.config.grid_size();
+        self.interpolated_pos = if (gh, gw) == (g, g) {
+            None
+        } else {
+            Some(self.pos_embed.interpolate(1, gh, gw)?)
+        };
+        self.input_size = (height, width);
+        Ok(())
+    }
+
+    /// Patches per image at the current input size.
+    pub fn num_patches(&self) -> usize {
+        let p = self.config.patch_size;
+        (self.input_size.0 / p) * (self.input_size.1 / p)
+    }
+
+    /// Values in one image at the current input size, `C × H × W`.
     pub fn image_len(&self) -> usize {
-        self.config.image_len()
+        self.config.num_channels * self.input_size.0 * self.input_size.1
     }
 
     /// Tokens per image, `N + 1`.
     pub fn seq_len(&self) -> usize {
-        self.config.seq_len()
+        self.num_patches() + 1
+    }
+
+    /// Number of blocks `L`.
+    pub fn num_layers(&self) -> usize {
+        self.encoder.depth()
     }
 
     /// Checks the pixel buffer of `batch` images: its length and that every value is finite.
@@ -175,12 +332,15 @@ impl ClipVisionEncoder {
     /// positions, pre-LayerNorm. `pixels` is already checked.
     ///
     /// # Shapes
-    /// - `pixels`: `[batch, C, S, S]` → `[batch, N + 1, D]`
+    /// - `pixels`: `[batch, C, H, W]` → `[batch, N + 1, D]`
     fn embed(&self, pixels: &[f32], batch: usize) -> VisionResult<Vec<f32>> {
-        let s = self.config.image_size;
-        let patches = self.patch_embed.forward(pixels, batch, s, s)?;
-        let mut tokens = prepend_cls(&patches, &self.cls_token, batch, self.config.num_patches())?;
-        self.pos_embed.add_to(&mut tokens)?;
+        let (h, w) = self.input_size;
+        let patches = self.patch_embed.forward(pixels, batch, h, w)?;
+        let mut tokens = prepend_cls(&patches, &self.cls_token, batch, self.num_patches())?;
+        self.interpolated_pos
+            .as_ref()
+            .unwrap_or(&self.pos_embed)
+            .add_to(&mut tokens)?;
         if let Some(ln) = &self.pre_layer_norm {
             ln.forward_inplace(&mut tokens)?;
         }
@@ -209,7 +369,7 @@ impl ClipVisionEncoder {
     /// The output of the last block (transformers' `last_hidden_state`, no final LayerNorm).
     ///
     /// # Shapes
-    /// - `pixels`: `[batch, C, S, S]` → `[batch, N + 1, D]` flat
+    /// - `pixels`: `[batch, C, H, W]` → `[batch, N + 1, D]` flat
     ///
     /// # Errors
     /// [`VisionError::DimensionMismatch`] for a wrong length (also `batch = 0` with a
@@ -223,13 +383,79 @@ impl ClipVisionEncoder {
         })
     }
 
+    /// transformers' `hidden_states[index]` for `index` in `-(L+1)..=L`, Python-style:
+    /// `0` is the pre-LayerNormed embeddings, `L` (or `-1`) the last block's output,
+    /// `-2` the penultimate layer LLaVA-style models take. Only the blocks up to `index` run.
+    ///
+    /// # Shapes
+    /// - `pixels`: `[batch, C, H, W]` → `[batch, N + 1, D]` flat
+    ///
+    /// # Errors
+    /// [`VisionError::InvalidConfig`] (`num_hidden_layers`) for an index out of range;
+    /// otherwise as [`ClipVisionEncoder::last_hidden_state`].
+    pub fn hidden_state(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+        index: isize,
+    ) -> VisionResult<Vec<f32>> {
+        let n_layers = self.layer_of(index)?;
+        let seq = self.seq_len();
+        self.chunked(pixels, batch, |chunk, n| {
+            let mut x = self.embed(chunk, n)?;
+            self.encoder.forward_layers(&mut x, n, seq, n_layers)?;
+            Ok(x)
+        })
+    }
+
+    /// The patch tokens of `hidden_states[index]`, the class token's row left out
+    /// (`hidden_states[index][:, 1:]`, what LLaVA-style models feed their projector).
+    ///
+    /// # Shapes
+    /// - `pixels`: `[batch, C, H, W]` → `[batch, N, D]` flat
+    ///
+    /// # Errors
+    /// As [`ClipVisionEncoder::hidden_state`].
+    pub fn patch_tokens(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+        index: isize,
+    ) -> VisionResult<Vec<f32>> {
+        let hidden = self.hidden_state(pixels, batch, index)?;
+        let (seq, d) = (self.seq_len(), self.config.hidden_size);
+        Ok(hidden
+            .chunks_exact(seq * d)
+            .flat_map(|image| &image[d..])
+            .copied()
+            .collect())
+    }
+
+    /// Number of blocks to run for a Python-style hidden-state index.
+    fn layer_of(&self, index: isize) -> VisionResult<usize> {
+        let depth = self.encoder.depth();
+        let resolved = if index < 0 {
+            (depth + 1).checked_sub(index.unsigned_abs())
+        } else {
+            Some(index.unsigned_abs()).filter(|&i| i <= depth)
+        };
+        resolved.ok_or_else(|| VisionError::InvalidConfig {
+            field: "num_hidden_layers",
+            value: depth.to_string(),
+            reason: format!(
+                "hidden state index {index} is outside -{}..={depth}",
+                depth + 1
+            ),
+        })
+    }
+
     /// The pooled output of each image: the final-LayerNormed class token (transformers'
     /// `pooler_output`). The whole chunk runs through each matrix product at once; attention
     /// runs image by image in parallel (rayon), and result `i` equals
     /// `forward_single(image i)`.
     ///
     /// # Shapes
-    /// - `pixels`: `[batch, C, S, S]` → `batch` vectors of `[D]`
+    /// - `pixels`: `[batch, C, H, W]` → `batch` vectors of `[D]`
     ///
     /// # Errors
     /// As [`ClipVisionEncoder::last_hidden_state`].
@@ -246,7 +472,7 @@ impl ClipVisionEncoder {
     /// The pooled output of one image.
     ///
     /// # Shapes
-    /// - `pixels`: `[C, S, S]` → `[D]`
+    /// - `pixels`: `[C, H, W]` → `[D]`
     ///
     /// # Errors
     /// As [`ClipVisionEncoder::last_hidden_state`].
@@ -264,7 +490,7 @@ impl ClipVisionEncoder {
     /// output times the visual projection, **not** L2-normalised.
     ///
     /// # Shapes
-    /// - `pixels`: `[batch, C, S, S]` → `batch` vectors of `[projection_dim]`
+    /// - `pixels`: `[batch, C, H, W]` → `batch` vectors of `[projection_dim]`
     ///
     /// # Errors
     /// [`VisionError::NoProjection`] for a tower without projection; otherwise as
@@ -279,5 +505,36 @@ impl ClipVisionEncoder {
             .chunks_exact(width.max(1))
             .map(<[f32]>::to_vec)
             .collect())
+    }
+
+    /// [`ClipVisionEncoder::image_embeds`] scaled to unit L2 norm, ready for cosine
+    /// similarity (CLIP's `image_embeds / image_embeds.norm(dim=-1, keepdim=True)`).
+    ///
+    /// # Shapes
+    /// - `pixels`: `[batch, C, H, W]` → `batch` vectors of `[projection_dim]`
+    ///
+    /// # Errors
+    /// As [`ClipVisionEncoder::image_embeds`].
+    pub fn image_embeds_normalized(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+    ) -> VisionResult<Vec<Vec<f32>>> {
+        let mut embeds = self.image_embeds(pixels, batch)?;
+        embeds.iter_mut().for_each(|e| l2_normalize(e));
+        Ok(embeds)
+    }
+}
+
+/// Scales `v` to unit L2 norm (a zero vector stays zero).
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v
+        .iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt();
+    if norm > 0.0 {
+        let inv = (1.0 / norm) as f32;
+        v.iter_mut().for_each(|x| *x *= inv);
     }
 }

@@ -104,6 +104,40 @@ pub enum VisionError {
     /// `image_embeds` asked of a model built without a visual projection.
     #[error("this model has no visual projection: use forward_batch (pooled output) instead")]
     NoProjection,
+    /// A `preprocessor_config.json` value the image processor cannot work with.
+    #[error("{path}: {key} = {value}: {reason}")]
+    InvalidPreprocessorConfig {
+        /// The file (`<string>` for JSON text).
+        path: PathBuf,
+        /// The JSON key.
+        key: &'static str,
+        /// The value found, rendered as JSON.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// An image that cannot be decoded or preprocessed: not an image, a format or pixel type
+    /// this crate does not read, corrupt or truncated data.
+    #[error("{path}: {reason}")]
+    Image {
+        /// The file (`<in-memory image>` for an image passed as pixels).
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An image with more pixels than the processor's decompression-bomb limit, refused from
+    /// its header before its pixels are decoded.
+    #[error("{path}: {width}×{height} image has {} pixels, more than the limit of {limit}", *width as u64 * *height as u64)]
+    ImageTooLarge {
+        /// The file (`<in-memory image>` for an output size computed from pixels).
+        path: PathBuf,
+        /// Width in the header, in pixels.
+        width: u32,
+        /// Height in the header, in pixels.
+        height: u32,
+        /// The limit in force, in pixels.
+        limit: u64,
+    },
     /// A layer refused its inputs.
     #[error(transparent)]
     Tensor(#[from] TensorError),

@@ -32,8 +32,18 @@ pub mod checkpoint;
 pub mod config;
 pub mod encoder;
 pub mod error;
+#[cfg(feature = "image")]
+pub mod preprocess;
 
+pub use checkpoint::LoadOptions;
 pub use config::ClipVisionConfig;
 pub use encoder::ClipVisionEncoder;
 pub use error::{VisionError, VisionResult};
+#[cfg(feature = "image")]
+pub use preprocess::ImageProcessor;
 pub use vit_tensor::{Activation, LcgRng};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

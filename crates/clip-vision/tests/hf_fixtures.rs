@@ -1,4 +1,5 @@
-//! Every HF fixture checkpoint loads and matches transformers' outputs to float precision.
+//! The foundation fixtures (one `save_pretrained` file each) match transformers' outputs to
+//! float precision: every output, every hidden state.
 
 mod common;
 
@@ -28,6 +29,8 @@ fn check_fixture(name: &str) {
     let (want, _) = reference.get("image_embeds");
     let got = model.image_embeds(&pixels, batch).unwrap().concat();
     assert_close(&format!("{name} image_embeds"), &got, &want, REL);
+
+    common::check_hidden_states(name, &model, &reference, REL);
 }
 
 #[test]

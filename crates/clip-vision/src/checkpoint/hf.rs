@@ -48,6 +48,12 @@ pub fn load(store: &TensorStore, cfg: ClipVisionConfig) -> VisionResult<ClipVisi
     let eps = cfg.layer_norm_eps as f32;
     let activation = cfg.activation()?;
     let e = "vision_model.embeddings";
+    super::check_no_extra_block(
+        store,
+        "vision_model.encoder.layers",
+        "layer_norm1.weight",
+        cfg.num_hidden_layers,
+    )?;
 
     let patch_embed = PatchEmbed::new(
         store.tensor(&format!("{e}.patch_embedding.weight"), &[d, c, p, p])?,
@@ -97,13 +103,13 @@ pub fn load(store: &TensorStore, cfg: ClipVisionConfig) -> VisionResult<ClipVisi
     } else {
         None
     };
-    Ok(ClipVisionEncoder {
-        config: cfg,
+    ClipVisionEncoder::from_parts(
+        cfg,
         patch_embed,
         pos_embed,
         encoder,
         cls_token,
-        pre_layer_norm: Some(pre_layer_norm),
+        Some(pre_layer_norm),
         projection,
-    })
+    )
 }

@@ -25,6 +25,60 @@ impl TensorStore {
         Self::from_files(path.as_ref(), vec![file])
     }
 
+    /// A store over the shards a `model.safetensors.index.json` lists (its `weight_map`
+    /// maps each tensor name to a shard file beside the index).
+    ///
+    /// # Errors
+    /// [`VisionError::Json`] / [`VisionError::Checkpoint`] for a malformed index (a shard
+    /// path that leaves the directory, a tensor that is not in the shard named for it);
+    /// [`VisionError::Io`] naming a shard that cannot be opened.
+    pub fn open_sharded(index_path: impl AsRef<Path>) -> VisionResult<Self> {
+        let index_path = index_path.as_ref();
+        let dir = index_path.parent().unwrap_or(Path::new("."));
+        let index = super::config_files::read_json(index_path)?;
+        let map = index
+            .get("weight_map")
+            .and_then(serde_json::Value::as_object)
+            .ok_or_else(|| VisionError::checkpoint(index_path, "index has no weight_map object"))?;
+        let mut shard_names: Vec<&str> = Vec::new();
+        for (tensor, shard) in map {
+            let shard = shard.as_str().ok_or_else(|| {
+                VisionError::checkpoint(
+                    index_path,
+                    format!("weight_map entry of {tensor:?} is not a file name"),
+                )
+            })?;
+            let plain = Path::new(shard).components().count() == 1 && !shard.starts_with('.');
+            if !plain {
+                return Err(VisionError::checkpoint(
+                    index_path,
+                    format!("shard {shard:?} of {tensor:?} is not a file name beside the index"),
+                ));
+            }
+            if !shard_names.contains(&shard) {
+                shard_names.push(shard);
+            }
+        }
+        shard_names.sort_unstable();
+        let files = shard_names
+            .iter()
+            .map(|name| SafetensorsFile::open(dir.join(name)))
+            .collect::<VisionResult<Vec<_>>>()?;
+        let store = Self::from_files(dir, files)?;
+        for (tensor, shard) in map {
+            let holder = store.index.get(tensor).map(|&i| store.files[i].path());
+            if holder.and_then(Path::file_name).and_then(|n| n.to_str()) != shard.as_str() {
+                return Err(VisionError::checkpoint(
+                    index_path,
+                    format!(
+                        "tensor {tensor:?} is listed in {shard} but that shard does not hold it"
+                    ),
+                ));
+            }
+        }
+        Ok(store)
+    }
+
     /// A store over several files (the shards of one checkpoint).
     ///
     /// # Errors
@@ -75,6 +129,17 @@ impl TensorStore {
                 path: self.root.clone(),
                 name: name.to_owned(),
             })
+    }
+
+    /// Number of tensors of each stored dtype (`"F32"`, `"F16"`, …).
+    pub fn dtype_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for (name, &i) in &self.index {
+            if let Some(info) = self.files[i].info(name) {
+                *counts.entry(format!("{:?}", info.dtype)).or_insert(0) += 1;
+            }
+        }
+        counts
     }
 
     /// The stored shape of `name`.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use clip_vision::checkpoint::store::TensorStore;
+use clip_vision::ClipVisionEncoder;
 use std::path::PathBuf;
 
 /// `fixtures/` at the workspace root.
@@ -86,4 +87,44 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     dot / (na * nb)
+}
+
+/// Every `hidden_states.{i}` of the reference, through `hidden_state` with both the positive
+/// and the negative index, and `patch_tokens(-2)` against `hidden_states[-2][:, 1:]`.
+pub fn check_hidden_states(name: &str, model: &ClipVisionEncoder, reference: &Reference, rel: f32) {
+    let (pixels, shape) = reference.get("pixel_values");
+    let batch = shape[0];
+    let layers = model.num_layers() as isize;
+    for i in 0..=layers {
+        let key = format!("hidden_states.{i}");
+        if !reference.has(&key) {
+            continue;
+        }
+        let (want, _) = reference.get(&key);
+        let got = model.hidden_state(&pixels, batch, i).unwrap();
+        assert_close(&format!("{name} {key}"), &got, &want, rel);
+        let negative = i - layers - 1;
+        assert_eq!(
+            model.hidden_state(&pixels, batch, negative).unwrap(),
+            got,
+            "{name} index {negative}"
+        );
+    }
+    let key = format!("hidden_states.{}", layers - 1);
+    if reference.has(&key) {
+        let (want, _) = reference.get(&key);
+        let (seq, d) = (model.seq_len(), model.config.hidden_size);
+        let want: Vec<f32> = want
+            .chunks(seq * d)
+            .flat_map(|img| img[d..].to_vec())
+            .collect();
+        let got = model.patch_tokens(&pixels, batch, -2).unwrap();
+        assert_close(&format!("{name} patch_tokens(-2)"), &got, &want, rel);
+    }
+    for bad in [layers + 1, -layers - 2] {
+        assert!(
+            model.hidden_state(&pixels, batch, bad).is_err(),
+            "{name} index {bad}"
+        );
+    }
 }

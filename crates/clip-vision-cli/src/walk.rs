@@ -1,0 +1,93 @@
+//! The images a run covers: files named on the command line and image files found by
+//! walking directories, sorted, each once.
+
+use anyhow::{bail, Result};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Extensions (lower case) of the files a directory walk picks up.
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
+
+/// A path that could not be walked, and why.
+pub type Problem = (PathBuf, String);
+
+fn is_image_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Every image under `roots`, sorted by path. A root that is a file is taken whatever its
+/// name (and is reported later if it is not an image); a directory is walked recursively
+/// for files with an image extension, following no symbolic links to directories (so a
+/// link cycle cannot loop). Unreadable directories are returned in the second list.
+pub fn collect(roots: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<Problem>)> {
+    let mut found = BTreeSet::new();
+    let mut problems = Vec::new();
+    for root in roots {
+        let meta = match std::fs::metadata(root) {
+            Ok(m) => m,
+            Err(e) => bail!("{}: {e}", root.display()),
+        };
+        if meta.is_dir() {
+            walk(root, &mut found, &mut problems);
+        } else {
+            found.insert(root.clone());
+        }
+    }
+    Ok((found.into_iter().collect(), problems))
+}
+
+fn walk(dir: &Path, found: &mut BTreeSet<PathBuf>, problems: &mut Vec<Problem>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push((dir.to_path_buf(), format!("cannot read directory: {e}")));
+            return;
+        }
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                problems.push((
+                    dir.to_path_buf(),
+                    format!("cannot read directory entry: {e}"),
+                ));
+                continue;
+            }
+        };
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            walk(&path, found, problems);
+        } else if is_image_name(&path) {
+            found.insert(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_sorted_recursively_and_keeps_named_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::create_dir_all(d.join("b/c")).unwrap();
+        for f in ["b/c/z.JPG", "b/a.png", "b/notes.txt", "a.webp"] {
+            std::fs::write(d.join(f), b"x").unwrap();
+        }
+        let (files, problems) = collect(&[d.to_path_buf(), d.join("b/notes.txt")]).unwrap();
+        let rel: Vec<String> = files
+            .iter()
+            .map(|p| p.strip_prefix(d).unwrap().display().to_string())
+            .collect();
+        assert_eq!(rel, ["a.webp", "b/a.png", "b/c/z.JPG", "b/notes.txt"]);
+        assert!(problems.is_empty());
+        assert!(collect(&[d.join("missing")]).is_err());
+    }
+}
