@@ -1,8 +1,8 @@
 //! `ViTBlock`: one pre-norm transformer encoder layer.
 
-use vit_layers::{LayerNorm, Mlp, MultiHeadAttention};
+use vit_layers::{AttentionScratch, LayerNorm, Mlp, MultiHeadAttention};
 use vit_tensor::error::{check_len, checked_mul};
-use vit_tensor::{add_inplace, Activation, LcgRng, TensorError, TensorResult};
+use vit_tensor::{Activation, LcgRng, TensorError, TensorResult};
 
 /// A pre-norm transformer layer (`CLIPEncoderLayer`; Dosovitskiy et al. 2021, eq. 2–3):
 ///
@@ -100,14 +100,43 @@ impl ViTBlock {
     /// # Errors
     /// [`TensorError::LengthMismatch`] when `x` is not `batch · seq_len · D`.
     pub fn forward_inplace(&self, x: &mut [f32], batch: usize, seq_len: usize) -> TensorResult<()> {
+        self.forward_with(x, batch, seq_len, &mut BlockScratch::default())
+    }
+
+    /// [`ViTBlock::forward_inplace`] with its intermediate buffers taken from `scratch`, so a
+    /// stack of blocks allocates once. Both residual additions are accumulated by the
+    /// output projections' matrix products directly into `x`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, seq_len, D]`
+    ///
+    /// # Errors
+    /// As [`ViTBlock::forward_inplace`].
+    pub fn forward_with(
+        &self,
+        x: &mut [f32],
+        batch: usize,
+        seq_len: usize,
+        scratch: &mut BlockScratch,
+    ) -> TensorResult<()> {
         let rows = checked_mul("ViTBlock", "batch · seq_len", batch, seq_len)?;
         let expected = checked_mul("ViTBlock", "input", rows, self.dim())?;
         check_len("ViTBlock", "input [batch, seq_len, D]", expected, x.len())?;
-        let normed = self.layer_norm1.forward(x)?;
-        let attended = self.attn.forward(&normed, batch, seq_len)?;
-        add_inplace(x, &attended)?;
-        let normed = self.layer_norm2.forward(x)?;
-        let fed = self.mlp.forward(&normed, rows)?;
-        add_inplace(x, &fed)
+        scratch.normed.resize(expected, 0.0);
+        self.layer_norm1.forward_into(x, &mut scratch.normed)?;
+        self.attn
+            .forward_add_into(&scratch.normed, batch, seq_len, x, &mut scratch.attn)?;
+        self.layer_norm2.forward_into(x, &mut scratch.normed)?;
+        self.mlp
+            .forward_add_into(&scratch.normed, rows, x, &mut scratch.hidden)
     }
+}
+
+/// The buffers a block works in, reused from block to block: the normalised input
+/// `[rows, D]`, attention's q/k/v and context, the MLP's hidden activation `[rows, I]`.
+#[derive(Debug, Clone, Default)]
+pub struct BlockScratch {
+    normed: Vec<f32>,
+    attn: AttentionScratch,
+    hidden: Vec<f32>,
 }

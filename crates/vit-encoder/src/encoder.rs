@@ -1,6 +1,6 @@
 //! `ViTEncoder`: the stack of blocks and the final LayerNorm.
 
-use crate::ViTBlock;
+use crate::{BlockScratch, ViTBlock};
 use vit_layers::LayerNorm;
 use vit_tensor::error::{check_len, checked_mul};
 use vit_tensor::{TensorError, TensorResult};
@@ -84,8 +84,9 @@ impl ViTEncoder {
             self.dim(),
         )?;
         check_len("ViTEncoder", "input [batch, seq_len, D]", expected, x.len())?;
+        let mut scratch = BlockScratch::default();
         for block in &self.layers[..n_layers] {
-            block.forward_inplace(x, batch, seq_len)?;
+            block.forward_with(x, batch, seq_len, &mut scratch)?;
         }
         Ok(())
     }

@@ -33,7 +33,7 @@
 pub mod block;
 pub mod encoder;
 
-pub use block::ViTBlock;
+pub use block::{BlockScratch, ViTBlock};
 pub use encoder::ViTEncoder;
 
 #[cfg(test)]

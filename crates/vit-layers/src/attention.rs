@@ -143,6 +143,36 @@ impl MultiHeadAttention {
     /// # Errors
     /// [`TensorError::LengthMismatch`] when `x` is not `batch · seq_len · D`.
     pub fn forward(&self, x: &[f32], batch: usize, seq_len: usize) -> TensorResult<Vec<f32>> {
+        let mut out = vec![0.0f32; x.len()];
+        self.forward_add_into(
+            x,
+            batch,
+            seq_len,
+            &mut out,
+            &mut AttentionScratch::default(),
+        )?;
+        Ok(out)
+    }
+
+    /// `out ← out + attention(x)`: the residual connection of a block, with the q/k/v and
+    /// context buffers taken from `scratch` (grown once, reused across calls).
+    ///
+    /// Sequences run in parallel (rayon) when the batch has at least as many as there are
+    /// threads; otherwise the heads of each sequence do.
+    ///
+    /// # Shapes
+    /// - `x`, `out`: `[batch, seq_len, D]`
+    ///
+    /// # Errors
+    /// [`TensorError::LengthMismatch`] when `x` or `out` is not `batch · seq_len · D`.
+    pub fn forward_add_into(
+        &self,
+        x: &[f32],
+        batch: usize,
+        seq_len: usize,
+        out: &mut [f32],
+        scratch: &mut AttentionScratch,
+    ) -> TensorResult<()> {
         let dim = self.dim();
         let rows = checked_mul("MultiHeadAttention", "batch · seq_len", batch, seq_len)?;
         let expected = checked_mul("MultiHeadAttention", "input", rows, dim)?;
@@ -152,54 +182,125 @@ impl MultiHeadAttention {
             expected,
             x.len(),
         )?;
-        let qkv = self.qkv.forward(x, rows)?; // [batch, seq_len, 3·D]
-        let mut context = vec![0.0f32; expected]; // [batch, seq_len, D]
-        if expected > 0 {
+        check_len(
+            "MultiHeadAttention",
+            "output [batch, seq_len, D]",
+            expected,
+            out.len(),
+        )?;
+        if expected == 0 {
+            return Ok(());
+        }
+        scratch.qkv.resize(3 * expected, 0.0);
+        scratch.context.resize(expected, 0.0);
+        let (qkv, context) = (&mut scratch.qkv, &mut scratch.context);
+        self.qkv.forward_into(x, rows, qkv)?; // [batch, seq_len, 3·D]
+        if batch >= rayon::current_num_threads() {
             context
                 .par_chunks_mut(seq_len * dim)
                 .zip(qkv.par_chunks(seq_len * 3 * dim))
                 .try_for_each(|(ctx, qkv)| self.attend(qkv, ctx, seq_len))?;
+        } else {
+            for (ctx, qkv) in context
+                .chunks_mut(seq_len * dim)
+                .zip(qkv.chunks(seq_len * 3 * dim))
+            {
+                self.attend_heads_in_parallel(qkv, ctx, seq_len)?;
+            }
         }
-        self.out_proj.forward(&context, rows)
+        self.out_proj.forward_add_into(context, rows, out)
     }
 
-    /// All heads of one sequence: `ctx[:, h] = softmax(q_h · k_hᵀ · scale) · v_h`.
+    /// One head of one sequence: `softmax(q_h · k_hᵀ · scale) · v_h` into `out`, a
+    /// `[seq_len, head_dim]` view with row stride `out_stride`.
+    fn head(
+        &self,
+        qkv: &[f32],
+        h: usize,
+        seq_len: usize,
+        scores: &mut [f32],
+        out: MatMut<'_>,
+    ) -> TensorResult<()> {
+        let (dim, head_dim) = (self.dim(), self.head_dim());
+        let scale = (head_dim as f64).powf(-0.5) as f32;
+        let q = MatRef::new(&qkv[h * head_dim..], seq_len, head_dim, 3 * dim, 1)?;
+        let k = MatRef::new(&qkv[dim + h * head_dim..], seq_len, head_dim, 3 * dim, 1)?;
+        let v = MatRef::new(
+            &qkv[2 * dim + h * head_dim..],
+            seq_len,
+            head_dim,
+            3 * dim,
+            1,
+        )?;
+        gemm(
+            scale,
+            q,
+            k.t(),
+            0.0,
+            MatMut::row_major(scores, seq_len, seq_len)?,
+        )?;
+        softmax_rows(scores, seq_len)?;
+        gemm(
+            1.0,
+            MatRef::row_major(scores, seq_len, seq_len)?,
+            v,
+            0.0,
+            out,
+        )
+    }
+
+    /// All heads of one sequence in parallel, each into its own buffer, then gathered.
+    fn attend_heads_in_parallel(
+        &self,
+        qkv: &[f32],
+        ctx: &mut [f32],
+        seq_len: usize,
+    ) -> TensorResult<()> {
+        let (dim, head_dim) = (self.dim(), self.head_dim());
+        let heads = (0..self.n_heads)
+            .into_par_iter()
+            .map(|h| {
+                let mut scores = vec![0.0f32; seq_len * seq_len];
+                let mut out = vec![0.0f32; seq_len * head_dim]; // [seq_len, head_dim]
+                self.head(
+                    qkv,
+                    h,
+                    seq_len,
+                    &mut scores,
+                    MatMut::row_major(&mut out, seq_len, head_dim)?,
+                )?;
+                Ok(out)
+            })
+            .collect::<TensorResult<Vec<Vec<f32>>>>()?;
+        for (h, out) in heads.iter().enumerate() {
+            for (t, row) in out.chunks_exact(head_dim).enumerate() {
+                ctx[t * dim + h * head_dim..t * dim + (h + 1) * head_dim].copy_from_slice(row);
+            }
+        }
+        Ok(())
+    }
+
+    /// All heads of one sequence, one after another: `ctx[:, h] = softmax(q_h · k_hᵀ ·
+    /// scale) · v_h`, each head writing its columns of `ctx` through a strided view.
     ///
     /// # Shapes
     /// - `qkv`: `[seq_len, 3·D]`, `ctx`: `[seq_len, D]`
     fn attend(&self, qkv: &[f32], ctx: &mut [f32], seq_len: usize) -> TensorResult<()> {
         let (dim, head_dim) = (self.dim(), self.head_dim());
-        let scale = (head_dim as f64).powf(-0.5) as f32;
         let mut scores = vec![0.0f32; seq_len * seq_len]; // [seq_len, seq_len]
         for h in 0..self.n_heads {
-            let q = MatRef::new(&qkv[h * head_dim..], seq_len, head_dim, 3 * dim, 1)?;
-            let k = MatRef::new(&qkv[dim + h * head_dim..], seq_len, head_dim, 3 * dim, 1)?;
-            let v = MatRef::new(
-                &qkv[2 * dim + h * head_dim..],
-                seq_len,
-                head_dim,
-                3 * dim,
-                1,
-            )?;
-            gemm(
-                scale,
-                q,
-                k.t(),
-                0.0,
-                MatMut::row_major(&mut scores, seq_len, seq_len)?,
-            )?;
-            softmax_rows(&mut scores, seq_len)?;
             let out = MatMut::new(&mut ctx[h * head_dim..], seq_len, head_dim, dim, 1)?;
-            gemm(
-                1.0,
-                MatRef::row_major(&scores, seq_len, seq_len)?,
-                v,
-                0.0,
-                out,
-            )?;
+            self.head(qkv, h, seq_len, &mut scores, out)?;
         }
         Ok(())
     }
+}
+
+/// The buffers attention works in: q/k/v `[rows, 3·D]` and context `[rows, D]`.
+#[derive(Debug, Clone, Default)]
+pub struct AttentionScratch {
+    qkv: Vec<f32>,
+    context: Vec<f32>,
 }
 
 fn check_square(what: &'static str, p: &Linear, dim: usize) -> TensorResult<()> {

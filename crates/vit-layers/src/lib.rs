@@ -33,7 +33,7 @@ pub mod mlp;
 pub mod patch_embed;
 pub mod pos_embed;
 
-pub use attention::MultiHeadAttention;
+pub use attention::{AttentionScratch, MultiHeadAttention};
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mlp::Mlp;

@@ -106,6 +106,26 @@ impl Linear {
         )
     }
 
+    /// `out ← out + x · Wᵀ + b` (a residual connection with no temporary).
+    ///
+    /// # Shapes
+    /// - `x`: `[rows, in_features]`
+    /// - `out`: `[rows, out_features]`
+    ///
+    /// # Errors
+    /// As [`Linear::forward_into`].
+    pub fn forward_add_into(&self, x: &[f32], rows: usize, out: &mut [f32]) -> TensorResult<()> {
+        vit_tensor::linear_add_into(
+            x,
+            &self.weight,
+            self.bias.as_deref(),
+            rows,
+            self.in_features,
+            self.out_features,
+            out,
+        )
+    }
+
     /// `y = x · Wᵀ + b`.
     ///
     /// # Shapes

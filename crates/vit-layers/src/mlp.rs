@@ -87,9 +87,36 @@ impl Mlp {
     /// # Errors
     /// [`TensorError::LengthMismatch`] when `x` is not `rows · D`.
     pub fn forward(&self, x: &[f32], rows: usize) -> TensorResult<Vec<f32>> {
-        let mut hidden = self.fc1.forward(x, rows)?;
-        self.activation.apply_inplace(&mut hidden);
-        self.fc2.forward(&hidden, rows)
+        let mut out = vec![0.0f32; x.len()];
+        self.forward_add_into(x, rows, &mut out, &mut Vec::new())?;
+        Ok(out)
+    }
+
+    /// `out ← out + fc2(act(fc1(x)))`, the hidden activation held in `hidden` (grown once,
+    /// reused across calls).
+    ///
+    /// # Shapes
+    /// - `x`, `out`: `[rows, D]`; `hidden` becomes `[rows, I]`
+    ///
+    /// # Errors
+    /// [`TensorError::LengthMismatch`] when `x` or `out` is not `rows · D`.
+    pub fn forward_add_into(
+        &self,
+        x: &[f32],
+        rows: usize,
+        out: &mut [f32],
+        hidden: &mut Vec<f32>,
+    ) -> TensorResult<()> {
+        let len = vit_tensor::error::checked_mul(
+            "Mlp",
+            "hidden [rows, I]",
+            rows,
+            self.fc1.out_features(),
+        )?;
+        hidden.resize(len, 0.0);
+        self.fc1.forward_into(x, rows, hidden)?;
+        self.activation.apply_inplace(hidden);
+        self.fc2.forward_add_into(hidden, rows, out)
     }
 }
 

@@ -52,6 +52,72 @@ pub fn linear_into(
     out_features: usize,
     out: &mut [f32],
 ) -> TensorResult<()> {
+    let expected = checked_mul("linear", "output [rows, out_features]", rows, out_features)?;
+    check_len("linear", "output [rows, out_features]", expected, out.len())?;
+    let beta = match bias {
+        Some(b) => {
+            check_len("linear", "bias [out_features]", out_features, b.len())?;
+            if out_features > 0 {
+                for row in out.chunks_exact_mut(out_features) {
+                    row.copy_from_slice(b);
+                }
+            }
+            1.0
+        }
+        None => 0.0,
+    };
+    product(x, weight, rows, in_features, out_features, beta, out)
+}
+
+/// `out ← out + x · Wᵀ + b`: the product accumulated onto what `out` holds (a residual
+/// stream, say), bias included, with no temporary.
+///
+/// # Shapes
+/// - `x`: `[rows, in_features]`, `weight`: `[out_features, in_features]`,
+///   `bias`: `[out_features]`, `out`: `[rows, out_features]`
+///
+/// # Errors
+/// As [`linear_into`].
+///
+/// # Example
+/// ```
+/// let mut out = [1.0, 1.0];
+/// vit_tensor::linear_add_into(&[2.0], &[3.0, 4.0], Some(&[0.5, 0.5]), 1, 1, 2, &mut out)?;
+/// assert_eq!(out, [7.5, 9.5]);
+/// # Ok::<(), vit_tensor::TensorError>(())
+/// ```
+pub fn linear_add_into(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    rows: usize,
+    in_features: usize,
+    out_features: usize,
+    out: &mut [f32],
+) -> TensorResult<()> {
+    let expected = checked_mul("linear", "output [rows, out_features]", rows, out_features)?;
+    check_len("linear", "output [rows, out_features]", expected, out.len())?;
+    if let Some(b) = bias {
+        check_len("linear", "bias [out_features]", out_features, b.len())?;
+        if out_features > 0 {
+            for row in out.chunks_exact_mut(out_features) {
+                row.iter_mut().zip(b).for_each(|(o, &v)| *o += v);
+            }
+        }
+    }
+    product(x, weight, rows, in_features, out_features, 1.0, out)
+}
+
+/// `out ← x · Wᵀ + β · out`, checked.
+fn product(
+    x: &[f32],
+    weight: &[f32],
+    rows: usize,
+    in_features: usize,
+    out_features: usize,
+    beta: f32,
+    out: &mut [f32],
+) -> TensorResult<()> {
     let x_view = MatRef::row_major(x, rows, in_features).map_err(|_| {
         crate::TensorError::LengthMismatch {
             op: "linear",
@@ -68,20 +134,6 @@ pub fn linear_into(
             got: weight.len(),
         }
     })?;
-    let expected = checked_mul("linear", "output [rows, out_features]", rows, out_features)?;
-    check_len("linear", "output [rows, out_features]", expected, out.len())?;
-    let beta = match bias {
-        Some(b) => {
-            check_len("linear", "bias [out_features]", out_features, b.len())?;
-            if out_features > 0 {
-                for row in out.chunks_exact_mut(out_features) {
-                    row.copy_from_slice(b);
-                }
-            }
-            1.0
-        }
-        None => 0.0,
-    };
     gemm(
         1.0,
         x_view,
@@ -91,7 +143,7 @@ pub fn linear_into(
     )
 }
 
-/// `y = x · Wᵀ + b`, allocating the output.
+/// `y = x·Wᵀ + b`, allocating the output.
 ///
 /// # Shapes
 /// - `x`: `[rows, in_features]`, `weight`: `[out_features, in_features]`,
@@ -158,6 +210,23 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn add_into_accumulates_onto_the_output() {
+        let mut rng = LcgRng::new(2);
+        let (rows, inf, outf) = (3, 5, 4);
+        let x = rng.uniform_vec(rows * inf, -1.0, 1.0);
+        let w = rng.uniform_vec(outf * inf, -1.0, 1.0);
+        let b = rng.uniform_vec(outf, -1.0, 1.0);
+        let base = rng.uniform_vec(rows * outf, -1.0, 1.0);
+        let mut acc = base.clone();
+        linear_add_into(&x, &w, Some(&b), rows, inf, outf, &mut acc).unwrap();
+        let y = linear(&x, &w, Some(&b), rows, inf, outf).unwrap();
+        for i in 0..rows * outf {
+            assert!((acc[i] - (base[i] + y[i])).abs() < 1e-5);
+        }
+        assert!(linear_add_into(&x, &w, None, rows, inf, outf, &mut acc[1..]).is_err());
     }
 
     #[test]
