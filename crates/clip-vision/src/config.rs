@@ -160,7 +160,7 @@ impl ClipVisionConfig {
             path: path.into(),
             source,
         })?;
-        cfg.validate()?;
+        cfg.validate().map_err(|e| e.in_file(path))?;
         Ok(cfg)
     }
 
@@ -201,6 +201,7 @@ impl ClipVisionConfig {
     /// [`VisionError::UnknownActivation`] for a name this crate lacks.
     pub fn activation(&self) -> VisionResult<Activation> {
         Activation::from_hf_name(&self.hidden_act).ok_or_else(|| VisionError::UnknownActivation {
+            path: None,
             name: self.hidden_act.clone(),
         })
     }
@@ -230,6 +231,7 @@ impl ClipVisionConfig {
     pub fn validate(&self) -> VisionResult<()> {
         let bad = |field: &'static str, value: String, reason: &str| {
             Err(VisionError::InvalidConfig {
+                path: None,
                 field,
                 value,
                 reason: reason.into(),

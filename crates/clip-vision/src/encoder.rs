@@ -263,6 +263,7 @@ impl ClipVisionEncoder {
             || tokens.is_none_or(|t| t > crate::config::MAX_TOKENS)
         {
             return Err(VisionError::InvalidConfig {
+                path: None,
                 field: "image_size",
                 value: format!("{height}×{width}"),
                 reason: format!(
@@ -440,6 +441,7 @@ impl ClipVisionEncoder {
             Some(index.unsigned_abs()).filter(|&i| i <= depth)
         };
         resolved.ok_or_else(|| VisionError::InvalidConfig {
+            path: None,
             field: "num_hidden_layers",
             value: depth.to_string(),
             reason: format!(

@@ -30,8 +30,10 @@ pub enum VisionError {
         value: f32,
     },
     /// A configuration value the model cannot be built with.
-    #[error("invalid config: {field} = {value}: {reason}")]
+    #[error("{}invalid config: {field} = {value}: {reason}", file_prefix(path))]
     InvalidConfig {
+        /// The config file, when the value came from one.
+        path: Option<PathBuf>,
         /// The `config.json` key.
         field: &'static str,
         /// The value found, rendered.
@@ -40,8 +42,10 @@ pub enum VisionError {
         reason: String,
     },
     /// A `hidden_act` this crate does not implement.
-    #[error("unknown activation {name:?} (supported: quick_gelu, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast)")]
+    #[error("{}unknown activation {name:?} (supported: quick_gelu, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast)", file_prefix(path))]
     UnknownActivation {
+        /// The config file, when the name came from one.
+        path: Option<PathBuf>,
         /// The name found.
         name: String,
     },
@@ -143,7 +147,25 @@ pub enum VisionError {
     Tensor(#[from] TensorError),
 }
 
+/// `"<path>: "` for an error tied to a file, nothing otherwise.
+fn file_prefix(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default()
+}
+
 impl VisionError {
+    /// The same error, tied to the config file it came from (for the config variants that
+    /// do not name one yet).
+    pub(crate) fn in_file(mut self, file: &std::path::Path) -> Self {
+        if let Self::InvalidConfig { path, .. } | Self::UnknownActivation { path, .. } = &mut self {
+            if path.is_none() {
+                *path = Some(file.to_path_buf());
+            }
+        }
+        self
+    }
+
     /// An [`VisionError::Io`] for `path`.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {

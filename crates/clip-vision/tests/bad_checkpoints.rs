@@ -140,7 +140,13 @@ fn an_unknown_activation_is_refused() {
     let (_tmp, dir) = copy_fixture("tiny-gelu-tanh");
     edit_config(&dir, "config.json", |v| v["hidden_act"] = "swish".into());
     match load_err(&dir) {
-        VisionError::UnknownActivation { name } => assert_eq!(name, "swish"),
+        VisionError::UnknownActivation { name, path } => {
+            assert_eq!(name, "swish");
+            assert!(
+                path.is_some_and(|p| p.ends_with("config.json")),
+                "the error names the file"
+            );
+        }
         other => panic!("{other}"),
     }
     // The caller's activation overrides the config's.

@@ -197,3 +197,33 @@ fn plain_vit_pipeline_is_the_clip_one_without_pre_norm() {
     let want = model.encoder.pool_cls(&x, 1, model.seq_len()).unwrap();
     assert_eq!(model.forward_single(&pixels).unwrap(), want);
 }
+
+#[test]
+fn the_encoder_is_shared_across_threads_with_identical_results() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ClipVisionEncoder>();
+    let model = std::sync::Arc::new(
+        ClipVisionEncoder::new(small(8, 4, 2, 3, 4, "gelu"), &mut LcgRng::new(5)).unwrap(),
+    );
+    let images = 6;
+    let pixels = LcgRng::new(6).normal_vec(images * model.image_len(), 0.0, 1.0);
+    let alone = model.image_embeds(&pixels, images).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (model, pixels) = (model.clone(), pixels.clone());
+            std::thread::spawn(move || {
+                // Each thread embeds every image, in batches of a different size.
+                let per = model.image_len();
+                let batch = t + 1;
+                let mut out = Vec::new();
+                for chunk in pixels.chunks(batch * per) {
+                    out.extend(model.image_embeds(chunk, chunk.len() / per).unwrap());
+                }
+                out
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), alone);
+    }
+}

@@ -90,6 +90,7 @@ pub struct OpenClipExtras {
 
 fn unsupported(field: &'static str, value: &Value, reason: &str) -> VisionError {
     VisionError::InvalidConfig {
+        path: None,
         field,
         value: value.to_string(),
         reason: reason.into(),

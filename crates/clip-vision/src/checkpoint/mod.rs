@@ -113,27 +113,32 @@ pub fn load(path: &Path, opts: &LoadOptions) -> VisionResult<ClipVisionEncoder> 
         let mut cfg =
             config_files::from_hf_config(&config_path, &config_files::read_json(&config_path)?)?;
         apply(&mut cfg, opts);
-        return hf::load(&store, cfg);
+        return hf::load(&store, cfg).map_err(|e| e.in_file(&config_path));
     }
     if let Some(prefix) = openai::detect(&store) {
         let open_clip = dir
             .map(|d| d.join("open_clip_config.json"))
             .filter(|p| p.is_file());
-        let (mut cfg, no_ln_pre) = match open_clip {
-            Some(config_path) => {
-                let (cfg, extras) = config_files::from_open_clip_config(
-                    &config_path,
-                    &config_files::read_json(&config_path)?,
-                )?;
-                (cfg, extras.no_ln_pre)
-            }
-            None => {
-                let cfg = openai::infer_config(&store, prefix, opts)?;
-                (cfg, !store.contains(&format!("{prefix}ln_pre.weight")))
-            }
+        // Config errors name the file they came from: the open_clip config, else the weights.
+        let source = open_clip
+            .clone()
+            .unwrap_or_else(|| store.root().to_path_buf());
+        let build = || -> VisionResult<ClipVisionEncoder> {
+            let (mut cfg, no_ln_pre) = match &open_clip {
+                Some(config_path) => {
+                    let json = config_files::read_json(config_path)?;
+                    let (cfg, extras) = config_files::from_open_clip_config(config_path, &json)?;
+                    (cfg, extras.no_ln_pre)
+                }
+                None => {
+                    let cfg = openai::infer_config(&store, prefix, opts)?;
+                    (cfg, !store.contains(&format!("{prefix}ln_pre.weight")))
+                }
+            };
+            apply(&mut cfg, opts);
+            openai::load(&store, prefix, cfg, no_ln_pre)
         };
-        apply(&mut cfg, opts);
-        return openai::load(&store, prefix, cfg, no_ln_pre);
+        return build().map_err(|e| e.in_file(&source));
     }
     Err(VisionError::MissingWeight {
         path: store.root().to_path_buf(),

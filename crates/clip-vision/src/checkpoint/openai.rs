@@ -105,6 +105,7 @@ pub fn infer_config(
         None if d % 64 == 0 => d / 64,
         None => {
             return Err(VisionError::InvalidConfig {
+                path: None,
                 field: "num_attention_heads",
                 value: "unknown".into(),
                 reason: format!(
@@ -115,6 +116,7 @@ pub fn infer_config(
         }
     };
     let activation = opts.activation.ok_or_else(|| VisionError::InvalidConfig {
+        path: None,
         field: "hidden_act",
         value: "unknown".into(),
         reason: "the checkpoint has no config naming its activation: pass LoadOptions::activation \

@@ -44,6 +44,10 @@ use std::path::Path;
 /// `DecompressionBombError` (`2 × MAX_IMAGE_PIXELS`, `MAX_IMAGE_PIXELS = 2³⁰ / 4 / 3`).
 pub const DEFAULT_MAX_PIXELS: u64 = 178_956_970;
 
+/// Largest image file read (1 GiB): far above any real photo, small enough that a huge or
+/// endless file is refused before it fills memory.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
 /// The formats this build reads, for error messages.
 const SUPPORTED: &str = "JPEG, PNG, WebP, GIF, BMP and TIFF";
 
@@ -51,13 +55,40 @@ const SUPPORTED: &str = "JPEG, PNG, WebP, GIF, BMP and TIFF";
 ///
 /// # Errors
 /// [`VisionError::Io`] when the file cannot be read; [`VisionError::Image`] for a
-/// directory, an empty or non-image file, an unsupported format, corrupt or truncated data;
+/// directory, a FIFO or device (never read, so never blocking), a file over
+/// [`MAX_FILE_BYTES`], an empty or non-image file, an unsupported format, corrupt or truncated data;
 /// [`VisionError::ImageTooLarge`] past the limit. Each names the file.
 pub fn open(path: &Path, max_pixels: u64) -> VisionResult<DynamicImage> {
-    if path.is_dir() {
+    let meta = std::fs::metadata(path).map_err(|e| VisionError::io(path, e))?;
+    if meta.is_dir() {
         return Err(image_error(path, "is a directory, not an image file"));
     }
-    let bytes = std::fs::read(path).map_err(|e| VisionError::io(path, e))?;
+    if !meta.is_file() {
+        // Reading a FIFO would block until a writer comes; a device may never end.
+        return Err(image_error(
+            path,
+            "is not a regular file (a FIFO, socket or device), not read",
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(image_error(
+            path,
+            &format!(
+                "{} bytes is more than the {MAX_FILE_BYTES}-byte limit for one image file",
+                meta.len()
+            ),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| VisionError::io(path, e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(image_error(
+            path,
+            "grew past the size limit while it was read",
+        ));
+    }
     decode(&bytes, path, max_pixels)
 }
 
@@ -486,6 +517,25 @@ mod tests {
             open(&missing, DEFAULT_MAX_PIXELS),
             Err(VisionError::Io { .. })
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn fifos_and_devices_are_refused_without_reading() {
+        let tmp = std::env::temp_dir().join(format!("clip-vision-fifo-{}", std::process::id()));
+        let made = std::process::Command::new("mkfifo")
+            .arg(&tmp)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(made, "mkfifo is part of coreutils");
+        // No writer exists: reading would block forever; open must return at once.
+        let e = open(&tmp, DEFAULT_MAX_PIXELS).unwrap_err().to_string();
+        std::fs::remove_file(&tmp).ok();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = open(Path::new("/dev/zero"), DEFAULT_MAX_PIXELS)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a regular file"), "{e}");
     }
 
     /// A zlib stream of `data` in stored (uncompressed) deflate blocks.
