@@ -1,9 +1,11 @@
-//! `linear` (`x·Wᵀ + b` on sgemm) at the shapes of a ViT block, in FLOP/s.
+//! `linear` (`x·Wᵀ + b` on the GEMM backend, weights held `[in, out]` as `vit_layers::Linear`
+//! holds them, split across threads as the layer splits them) at the shapes of a ViT block,
+//! in FLOP/s.
 
 use criterion::{BenchmarkId, Throughput};
 use std::hint::black_box;
 use vit_benches::{batch_sizes, block_products, criterion, towers};
-use vit_tensor::{linear_into, LcgRng};
+use vit_tensor::{linear_with, Epilogue, LcgRng, WeightLayout};
 
 fn main() {
     let mut c = criterion();
@@ -19,7 +21,19 @@ fn main() {
                 group.throughput(Throughput::Elements((2 * m * k * n) as u64));
                 let id = BenchmarkId::from_parameter(format!("{tower}_{name}_{m}x{k}x{n}"));
                 group.bench_function(id, |bench| {
-                    bench.iter(|| linear_into(black_box(&x), &w, Some(&b), m, k, n, &mut out))
+                    bench.iter(|| {
+                        linear_with(
+                            black_box(&x),
+                            &w,
+                            WeightLayout::InOut,
+                            [m, k, n],
+                            &mut out,
+                            Epilogue {
+                                bias: Some(&b),
+                                ..Epilogue::default()
+                            },
+                        )
+                    })
                 });
             }
         }

@@ -9,7 +9,14 @@ Runtimes (each in its own subprocess, so that its peak RSS is its own):
          `image_embeds`; dynamic batch axis unless --onnx-fixed-batch),
          `intra_op_num_threads=T`, `inter_op_num_threads=1`, ORT_ENABLE_ALL graph optimisations.
 
-Both get the same pixel_values (seeded N(0, 1), [B, 3, S, S] f32) and the same thread count
+  NAME   (any --rust-worker NAME=PATH) clip-vision itself: PATH is the peer_worker example of
+         the benches crate (`cargo build --release -p vit-benches --example peer_worker
+         [--features gemm]`), which loads the same checkpoint with
+         `ClipVisionEncoder::from_pretrained`, times `image_embeds` on the same pixels with
+         the same rules, and prints the same JSON line. `cargo xtask bench --peers` passes
+         one per GEMM backend.
+
+All get the same pixel_values (seeded N(0, 1), [B, 3, S, S] f32) and the same thread count
 (OMP/MKL/OpenBLAS_NUM_THREADS=T are also set in each subprocess). For each runtime and
 batch size the script reports the median, min and max seconds per batch, images/s and
 ms/image (both from the median), the peak RSS of the subprocess (VmHWM, which on Linux is
@@ -33,7 +40,8 @@ number dropped is reported. Noise from outside the OS (a VM's neighbours) is not
 this way: use --rounds and compare within one invocation.
 
 Needs: torch, transformers, onnx, onnxruntime, numpy, safetensors, and onnxscript for the
-(default) dynamo ONNX exporter; `--exporter torchscript` uses the legacy exporter instead.
+(default) dynamo ONNX exporter; without onnxscript, or with `--exporter torchscript`, the
+legacy TorchScript exporter is used (the JSON records which).
 """
 
 from __future__ import annotations
@@ -303,6 +311,26 @@ def run_sub(argv: list[str], threads: int) -> str:
     return r.stdout
 
 
+def run_rust(binary: str, argv: list[str], threads: int) -> str:
+    """Runs a clip-vision peer_worker with the worker arguments the Python workers get."""
+    keep = {"--model", "--input", "--output", "--warmup", "--iters", "--min-time", "--max-iters",
+            "--threads", "--max-wall"}
+    args, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--no-reject-busy":
+            args.append(argv[i])
+            i += 1
+            continue
+        if argv[i] in keep:
+            args += argv[i:i + 2]
+        i += 2
+    r = subprocess.run([binary, *args], env=thread_env(threads), capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.stderr.write(r.stderr)
+        raise SystemExit(f"{binary} failed")
+    return r.stdout
+
+
 def summarise(runs: list[dict], batch: int) -> dict:
     medians = [statistics.median(r["times_s"]) for r in runs]
     med = statistics.median(medians)
@@ -336,7 +364,10 @@ def main() -> None:
                     help="config of the random model built when --model is absent")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
-    ap.add_argument("--runtimes", nargs="+", choices=["torch", "ort"], default=["torch", "ort"])
+    ap.add_argument("--runtimes", nargs="+", default=None,
+                    help="which to time: torch, ort and the --rust-worker names (default: all)")
+    ap.add_argument("--rust-worker", action="append", default=[], metavar="NAME=PATH",
+                    help="a clip-vision peer_worker binary to time as runtime NAME")
     ap.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
     ap.add_argument("--iters", type=int, default=10, help="minimum timed calls")
     ap.add_argument("--min-time", type=float, default=5.0,
@@ -368,6 +399,12 @@ def main() -> None:
 
     if a.worker:
         return worker(a)
+    rust = dict(w.split("=", 1) for w in a.rust_worker)
+    if a.runtimes is None:
+        a.runtimes = ["torch", "ort", *rust]
+    unknown = [r for r in a.runtimes if r not in ("torch", "ort", *rust)]
+    if unknown:
+        raise SystemExit(f"unknown runtimes {unknown}: give them with --rust-worker NAME=PATH")
     if a.build_to:
         return build_model(a.preset, pathlib.Path(a.build_to), a.seed)
     if a.export_to:
@@ -376,8 +413,14 @@ def main() -> None:
         return export_onnx(a.model, a.export_to, a.export_batch or None, size,
                            a.exporter, a.opset, a.attn)
 
+    import importlib.util
+
     import numpy as np
 
+    if "ort" in a.runtimes and a.exporter == "dynamo" and importlib.util.find_spec("onnxscript") is None:
+        print("onnxscript is not installed: using the legacy TorchScript ONNX exporter "
+              "(pip install onnxscript for the dynamo one)", file=sys.stderr)
+        a.exporter = "torchscript"
     work = pathlib.Path(a.workdir or tempfile.mkdtemp(prefix="bench_peers_"))
     work.mkdir(parents=True, exist_ok=True)
     common = ["--threads", str(a.threads), "--exporter", a.exporter, "--seed", str(a.seed)]
@@ -430,7 +473,10 @@ def main() -> None:
                         "--min-time", str(a.min_time), "--max-iters", str(a.max_iters), *common]
                 if rt == "ort":
                     argv += ["--onnx", str(onnx_for[b])]
-                res = json.loads(run_sub(argv, a.threads).strip().splitlines()[-1])
+                if rt in rust:
+                    res = json.loads(run_rust(rust[rt], argv[2:], a.threads).strip().splitlines()[-1])
+                else:
+                    res = json.loads(run_sub(argv, a.threads).strip().splitlines()[-1])
                 raw.setdefault((rt, b), []).append(res)
                 print(f"  {rt:5s} batch {b:3d} round {r + 1}: median "
                       f"{statistics.median(res['times_s']):.4f} s over {len(res['times_s'])} calls "
@@ -440,14 +486,17 @@ def main() -> None:
 
     results = [dict(runtime=rt, **summarise(runs, b)) for (rt, b), runs in raw.items()]
     checks = []
-    if "ort" in a.runtimes and "torch" in a.runtimes:
-        for b in a.batch_sizes:
-            t = np.load(work / f"out-torch-b{b}.npy").astype(np.float64)
-            o = np.load(work / f"out-ort-b{b}.npy").astype(np.float64)
-            diff = float(np.abs(t - o).max())
-            scale = float(np.abs(t).max())
-            checks.append({"batch": b, "shape": list(o.shape), "max_abs_diff": diff,
-                           "max_abs_torch": scale, "max_rel_diff": diff / scale})
+    if "torch" in a.runtimes:
+        for rt in a.runtimes:
+            if rt == "torch":
+                continue
+            for b in a.batch_sizes:
+                t = np.load(work / f"out-torch-b{b}.npy").astype(np.float64)
+                o = np.load(work / f"out-{rt}-b{b}.npy").astype(np.float64)
+                diff = float(np.abs(t - o).max())
+                scale = float(np.abs(t).max())
+                checks.append({"runtime": rt, "batch": b, "shape": list(o.shape), "max_abs_diff": diff,
+                               "max_abs_torch": scale, "max_rel_diff": diff / scale})
 
     import onnxruntime
     import torch
@@ -483,11 +532,18 @@ def main() -> None:
               f"{sum(r['iters_per_round']):6d} {r['dropped_calls']:7d}"
               + ("  (hit --max-wall)" if r["hit_max_wall"] else ""))
     for c in checks:
-        print(f"ORT vs torch image_embeds, batch {c['batch']}: max abs diff {c['max_abs_diff']:.2e} "
+        print(f"{c['runtime']} vs torch image_embeds, batch {c['batch']}: max abs diff {c['max_abs_diff']:.2e} "
               f"(max |torch| {c['max_abs_torch']:.2e}, relative {c['max_rel_diff']:.2e})")
+    by = {(r["runtime"], r["batch"]): r for r in results}
+    for b in a.batch_sizes:
+        for rt in rust:
+            for peer in ("ort", "torch"):
+                if (rt, b) in by and (peer, b) in by:
+                    ratio = by[(peer, b)]["median_s"] / by[(rt, b)]["median_s"]
+                    print(f"batch {b}: {rt} is {ratio:.2f}x the speed of {peer} (ratio of medians)")
     if a.json:
         pathlib.Path(a.json).write_text(json.dumps(
-            {"meta": meta, "results": results, "ort_vs_torch": checks,
+            {"meta": meta, "results": results, "vs_torch": checks,
              "raw_times_s": {f"{rt}-b{b}": [r["times_s"] for r in runs]
                              for (rt, b), runs in raw.items()}}, indent=2) + "\n")
         print(f"wrote {a.json}")

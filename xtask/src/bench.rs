@@ -39,18 +39,24 @@ impl Row {
 pub fn run(args: &[String]) -> Result<()> {
     let mut quick = false;
     let mut peers = false;
+    let mut gemm = false;
     let mut filter: Option<String> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
             "--peers" => peers = true,
+            "--gemm" => gemm = true,
             "--filter" => filter = Some(it.next().context("--filter needs a value")?.clone()),
             other => bail!("unknown bench option {other:?}"),
         }
     }
     let cargo = super::cargo();
-    let mut cargo_args = vec!["bench", "--package", "vit-benches", "--"];
+    let mut cargo_args = vec!["bench", "--package", "vit-benches"];
+    if gemm {
+        cargo_args.extend(["--features", "gemm"]);
+    }
+    cargo_args.push("--");
     if let Some(f) = &filter {
         cargo_args.push(f);
     }

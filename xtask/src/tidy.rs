@@ -126,13 +126,14 @@ fn unsafe_code_lives_only_in_the_sgemm_wrapper() {
         .lines()
         .filter(|l| l.trim_start().starts_with("// SAFETY:"))
         .count();
-    assert_eq!(
-        blocks, 1,
-        "{UNSAFE_HOME} should hold exactly one {keyword} block"
+    // One call per GEMM backend (matrixmultiply, or the `gemm` crate behind its feature).
+    assert!(
+        (1..=2).contains(&blocks),
+        "{UNSAFE_HOME} should hold one {keyword} block per backend, found {blocks}"
     );
     assert!(
-        safety >= 5,
-        "the {keyword} block needs a // SAFETY: line per obligation"
+        safety >= 5 * blocks,
+        "each {keyword} block needs a // SAFETY: line per obligation"
     );
 }
 

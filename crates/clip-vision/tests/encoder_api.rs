@@ -4,6 +4,15 @@
 use clip_vision::{ClipVisionConfig, ClipVisionEncoder, LcgRng, VisionError};
 use proptest::prelude::*;
 
+/// Equal up to float rounding: bit-identical with matrixmultiply; the `gemm` backend may
+/// order a row's dot products differently when the number of rows in a product changes.
+fn close(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-5 * y.abs().max(1.0))
+}
+
 fn small(
     hidden_per_head: usize,
     heads: usize,
@@ -72,7 +81,11 @@ impl EncoderProblem {
         let hidden = model.last_hidden_state(&pixels, self.batch).unwrap();
         prop_assert_eq!(hidden.len(), self.batch * seq * d);
         for (i, image) in pixels.chunks(len).enumerate() {
-            prop_assert_eq!(&model.forward_single(image).unwrap(), &pooled[i]);
+            prop_assert!(
+                close(&model.forward_single(image).unwrap(), &pooled[i]),
+                "image {}",
+                i
+            );
         }
         Ok(())
     }
@@ -195,7 +208,7 @@ fn plain_vit_pipeline_is_the_clip_one_without_pre_norm() {
         .forward_hidden(&mut x, 1, model.seq_len())
         .unwrap();
     let want = model.encoder.pool_cls(&x, 1, model.seq_len()).unwrap();
-    assert_eq!(model.forward_single(&pixels).unwrap(), want);
+    assert!(close(&model.forward_single(&pixels).unwrap(), &want));
 }
 
 #[test]
@@ -224,6 +237,7 @@ fn the_encoder_is_shared_across_threads_with_identical_results() {
         })
         .collect();
     for t in threads {
-        assert_eq!(t.join().unwrap(), alone);
+        let rows = t.join().unwrap();
+        assert!(rows.iter().zip(&alone).all(|(a, b)| close(a, b)));
     }
 }

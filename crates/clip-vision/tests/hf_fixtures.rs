@@ -56,11 +56,11 @@ fn batch_results_equal_single_results() {
         let (pixels, shape) = Reference::open(&dir).get("pixel_values");
         let batch = model.forward_batch(&pixels, shape[0]).unwrap();
         for (i, image) in pixels.chunks(model.image_len()).enumerate() {
-            assert_eq!(
-                model.forward_single(image).unwrap(),
-                batch[i],
-                "{name} image {i}"
-            );
+            let single = model.forward_single(image).unwrap();
+            // Bit-identical with matrixmultiply; the `gemm` backend may order a row's dot
+            // products differently when the number of rows changes.
+            let (err, scale) = common::max_err(&single, &batch[i]);
+            assert!(err <= 1e-6 * scale, "{name} image {i}: {err}");
         }
     }
 }

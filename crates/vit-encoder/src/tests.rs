@@ -131,7 +131,11 @@ proptest! {
         for b in 0..batch {
             let mut alone = x[b * per..(b + 1) * per].to_vec();
             enc.forward_hidden(&mut alone, 1, t).unwrap();
-            prop_assert_eq!(&alone[..], &y[b * per..(b + 1) * per]);
+            // Bit-identical with matrixmultiply; the `gemm` backend may order a row's dot products
+            // differently when the number of rows changes.
+            for (a, y) in alone.iter().zip(&y[b * per..(b + 1) * per]) {
+                prop_assert!((a - y).abs() <= 1e-5 * y.abs().max(1.0), "{} vs {}", a, y);
+            }
         }
         prop_assert_eq!(enc.pool_cls(&y, batch, t).unwrap().len(), batch * dim);
     }

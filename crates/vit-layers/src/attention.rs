@@ -49,7 +49,7 @@ impl MultiHeadAttention {
             .iter()
             .any(|p| p.bias().is_some());
         for p in [&q_proj, &k_proj, &v_proj] {
-            weight.extend_from_slice(p.weight());
+            weight.extend_from_slice(&p.weight());
             match p.bias() {
                 Some(b) => bias.extend_from_slice(b),
                 None => bias.extend(std::iter::repeat_n(0.0, dim)),
@@ -456,7 +456,11 @@ mod proptests {
                 let alone = attn
                     .forward(&x[b * per..(b + 1) * per], 1, self.seq_len)
                     .unwrap();
-                prop_assert_eq!(&alone[..], &y[b * per..(b + 1) * per]);
+                // Bit-identical with matrixmultiply; the `gemm` backend may order a row's dot
+                // products differently when the number of rows changes.
+                for (a, y) in alone.iter().zip(&y[b * per..(b + 1) * per]) {
+                    prop_assert!((a - y).abs() <= 1e-5 * y.abs().max(1.0), "{} vs {}", a, y);
+                }
             }
             Ok(())
         }

@@ -1,15 +1,17 @@
-//! `Linear`: a dense layer `y = x·Wᵀ + b` with PyTorch's weight layout.
+//! `Linear`: a dense layer `y = x·Wᵀ + b`, built from PyTorch's weight layout.
 
 use vit_tensor::error::{check_len, checked_mul};
-use vit_tensor::{LcgRng, TensorResult};
+use vit_tensor::{linear_with, Activation, Epilogue, LcgRng, TensorResult, WeightLayout};
 
 /// A dense layer `y = x · Wᵀ + b` (`torch.nn.Linear`).
 ///
-/// The weight is stored `[out_features, in_features]`, exactly as a checkpoint holds it.
+/// It is built from the weight as checkpoints store it, `[out_features, in_features]`, and
+/// keeps it transposed, `[in_features, out_features]`: laid out once, at load, as the GEMM
+/// reads its right-hand side fastest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Linear {
-    /// `[out_features, in_features]`
-    weight: Vec<f32>,
+    /// `Wᵀ`, `[in_features, out_features]`
+    weight_t: Vec<f32>,
     /// `[out_features]`
     bias: Option<Vec<f32>>,
     in_features: usize,
@@ -34,18 +36,45 @@ impl Linear {
             expected,
             weight.len(),
         )?;
+        Self::from_transposed(
+            transpose(&weight, out_features, in_features),
+            bias,
+            in_features,
+            out_features,
+        )
+    }
+
+    /// A layer from `Wᵀ`, `[in_features, out_features]` (OpenAI's `proj` is stored so), and
+    /// an optional bias `[out_features]`.
+    ///
+    /// # Errors
+    /// [`vit_tensor::TensorError::LengthMismatch`] when a buffer does not match the shape.
+    pub fn from_transposed(
+        weight_t: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        in_features: usize,
+        out_features: usize,
+    ) -> TensorResult<Self> {
+        let expected = checked_mul("Linear::new", "weight", out_features, in_features)?;
+        check_len(
+            "Linear::new",
+            "weight [in_features, out_features]",
+            expected,
+            weight_t.len(),
+        )?;
         if let Some(b) = &bias {
             check_len("Linear::new", "bias [out_features]", out_features, b.len())?;
         }
         Ok(Self {
-            weight,
+            weight_t,
             bias,
             in_features,
             out_features,
         })
     }
 
-    /// A layer with weights drawn from `N(0, std²)` and, if `with_bias`, a zero bias.
+    /// A layer with weights drawn from `N(0, std²)` (in `[out_features, in_features]`
+    /// order) and, if `with_bias`, a zero bias.
     pub fn random(
         in_features: usize,
         out_features: usize,
@@ -53,17 +82,23 @@ impl Linear {
         std: f32,
         rng: &mut LcgRng,
     ) -> Self {
+        let weight = rng.normal_vec(in_features * out_features, 0.0, std);
         Self {
-            weight: rng.normal_vec(in_features * out_features, 0.0, std),
+            weight_t: transpose(&weight, out_features, in_features),
             bias: with_bias.then(|| vec![0.0; out_features]),
             in_features,
             out_features,
         }
     }
 
-    /// The weight, `[out_features, in_features]`.
-    pub fn weight(&self) -> &[f32] {
-        &self.weight
+    /// The weight in PyTorch's layout, `[out_features, in_features]` (a copy).
+    pub fn weight(&self) -> Vec<f32> {
+        transpose(&self.weight_t, self.in_features, self.out_features)
+    }
+
+    /// The weight as held, `Wᵀ`: `[in_features, out_features]`.
+    pub fn weight_t(&self) -> &[f32] {
+        &self.weight_t
     }
 
     /// The bias, `[out_features]`, if the layer has one.
@@ -83,7 +118,7 @@ impl Linear {
 
     /// Number of parameters (weight and bias).
     pub fn num_params(&self) -> usize {
-        self.weight.len() + self.bias.as_ref().map_or(0, Vec::len)
+        self.weight_t.len() + self.bias.as_ref().map_or(0, Vec::len)
     }
 
     /// `y = x · Wᵀ + b` into `out`.
@@ -95,15 +130,11 @@ impl Linear {
     /// # Errors
     /// [`vit_tensor::TensorError::LengthMismatch`] when `x` or `out` has the wrong length.
     pub fn forward_into(&self, x: &[f32], rows: usize, out: &mut [f32]) -> TensorResult<()> {
-        vit_tensor::linear_into(
-            x,
-            &self.weight,
-            self.bias.as_deref(),
-            rows,
-            self.in_features,
-            self.out_features,
-            out,
-        )
+        let epilogue = Epilogue {
+            bias: self.bias.as_deref(),
+            ..Epilogue::default()
+        };
+        self.forward_with(x, rows, out, epilogue)
     }
 
     /// `out ← out + x · Wᵀ + b` (a residual connection with no temporary).
@@ -115,15 +146,46 @@ impl Linear {
     /// # Errors
     /// As [`Linear::forward_into`].
     pub fn forward_add_into(&self, x: &[f32], rows: usize, out: &mut [f32]) -> TensorResult<()> {
-        vit_tensor::linear_add_into(
-            x,
-            &self.weight,
-            self.bias.as_deref(),
-            rows,
-            self.in_features,
-            self.out_features,
-            out,
-        )
+        let epilogue = Epilogue {
+            bias: self.bias.as_deref(),
+            activation: None,
+            accumulate: true,
+        };
+        self.forward_with(x, rows, out, epilogue)
+    }
+
+    /// `out ← act(x · Wᵀ + b)`: the activation fused into the pass that writes the output.
+    ///
+    /// # Shapes
+    /// - `x`: `[rows, in_features]`
+    /// - `out`: `[rows, out_features]`
+    ///
+    /// # Errors
+    /// As [`Linear::forward_into`].
+    pub fn forward_act_into(
+        &self,
+        x: &[f32],
+        rows: usize,
+        out: &mut [f32],
+        activation: Activation,
+    ) -> TensorResult<()> {
+        let epilogue = Epilogue {
+            bias: self.bias.as_deref(),
+            activation: Some(activation),
+            accumulate: false,
+        };
+        self.forward_with(x, rows, out, epilogue)
+    }
+
+    fn forward_with(
+        &self,
+        x: &[f32],
+        rows: usize,
+        out: &mut [f32],
+        epilogue: Epilogue<'_>,
+    ) -> TensorResult<()> {
+        let dims = [rows, self.in_features, self.out_features];
+        linear_with(x, &self.weight_t, WeightLayout::InOut, dims, out, epilogue)
     }
 
     /// `y = x · Wᵀ + b`.
@@ -146,6 +208,17 @@ impl Linear {
         self.forward_into(x, rows, &mut out)?;
         Ok(out)
     }
+}
+
+/// The transpose of a row-major `[rows, cols]` matrix.
+pub(crate) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; a.len()];
+    for (i, row) in a.chunks_exact(cols.max(1)).enumerate().take(rows) {
+        for (j, &v) in row.iter().enumerate() {
+            t[j * rows + i] = v;
+        }
+    }
+    t
 }
 
 #[cfg(test)]
@@ -185,5 +258,13 @@ mod tests {
         let b = Linear::random(4, 3, true, 0.02, &mut LcgRng::new(1));
         assert_eq!(a, b);
         assert_eq!(a.num_params(), 15);
+        let w: Vec<f32> = (0..6).map(|v| v as f32).collect(); // [[0, 1, 2], [3, 4, 5]]
+        let l = Linear::new(w.clone(), None, 3, 2).unwrap();
+        assert_eq!(l.weight_t(), [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        assert_eq!(l.weight(), w);
+        assert_eq!(
+            Linear::from_transposed(l.weight_t().to_vec(), None, 3, 2).unwrap(),
+            l
+        );
     }
 }

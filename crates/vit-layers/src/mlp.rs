@@ -114,8 +114,8 @@ impl Mlp {
             self.fc1.out_features(),
         )?;
         hidden.resize(len, 0.0);
-        self.fc1.forward_into(x, rows, hidden)?;
-        self.activation.apply_inplace(hidden);
+        self.fc1
+            .forward_act_into(x, rows, hidden, self.activation)?;
         self.fc2.forward_add_into(hidden, rows, out)
     }
 }
@@ -164,7 +164,11 @@ mod proptests {
             prop_assert_eq!(y.len(), rows * dim);
             for r in 0..rows {
                 let alone = mlp.forward(&x[r * dim..(r + 1) * dim], 1).unwrap();
-                prop_assert_eq!(&alone[..], &y[r * dim..(r + 1) * dim]);
+                // Bit-identical with matrixmultiply; the `gemm` backend may order a row's dot
+                // products differently when the number of rows changes.
+                for (a, y) in alone.iter().zip(&y[r * dim..(r + 1) * dim]) {
+                    prop_assert!((a - y).abs() <= 1e-5 * y.abs().max(1.0), "{} vs {}", a, y);
+                }
             }
         }
     }

@@ -97,8 +97,8 @@ impl PatchEmbed {
         self.patch_size
     }
 
-    /// The kernel, `[D, C, P, P]` flat.
-    pub fn weight(&self) -> &[f32] {
+    /// The kernel, `[D, C, P, P]` flat (a copy: it is held transposed for the GEMM).
+    pub fn weight(&self) -> Vec<f32> {
         self.proj.weight()
     }
 
@@ -204,6 +204,7 @@ mod tests {
     fn naive_conv(pe: &PatchEmbed, img: &[f32], h: usize, w: usize) -> Vec<f32> {
         let (c, p, d) = (pe.channels(), pe.patch_size(), pe.embed_dim());
         let (gh, gw) = (h / p, w / p);
+        let kernel = pe.weight();
         let mut out = vec![0.0; gh * gw * d];
         for py in 0..gh {
             for px in 0..gw {
@@ -212,7 +213,7 @@ mod tests {
                     for ch in 0..c {
                         for ky in 0..p {
                             for kx in 0..p {
-                                let wv = pe.weight()[((o * c + ch) * p + ky) * p + kx];
+                                let wv = kernel[((o * c + ch) * p + ky) * p + kx];
                                 let xv = img[ch * h * w + (py * p + ky) * w + px * p + kx];
                                 acc += f64::from(wv) * f64::from(xv);
                             }

@@ -1,4 +1,5 @@
-//! The one safe door to `matrixmultiply::sgemm`, and the only `unsafe` in the workspace.
+//! The one safe door to the GEMM backend (`matrixmultiply::sgemm`, or the `gemm` crate with
+//! the cargo feature `gemm`), and the only `unsafe` in the workspace.
 //!
 //! Vocabulary (as matrixmultiply defines it): a matrix view has `rows × cols` elements; the
 //! element at `(i, j)` sits at `data[i · row_stride + j · col_stride]`. A row-major matrix has
@@ -122,6 +123,32 @@ impl<'a> MatRef<'a> {
     /// Number of columns.
     pub fn cols(&self) -> usize {
         self.cols
+    }
+
+    /// The columns `cols` of the view (same rows, same strides).
+    ///
+    /// # Errors
+    /// [`TensorError::InvalidArgument`] when the range leaves the view.
+    pub fn columns(self, cols: std::ops::Range<usize>) -> TensorResult<Self> {
+        if cols.start > cols.end || cols.end > self.cols {
+            return Err(TensorError::InvalidArgument {
+                op: "MatRef::columns",
+                what: "column range",
+                value: format!("{cols:?} of {}", self.cols),
+                reason: "must lie within the view",
+            });
+        }
+        if cols.is_empty() || self.rows == 0 {
+            return Self::new(&[], self.rows, cols.len(), self.row_stride, self.col_stride);
+        }
+        let offset = cols.start * self.col_stride;
+        Self::new(
+            &self.data[offset..],
+            self.rows,
+            cols.len(),
+            self.row_stride,
+            self.col_stride,
+        )
     }
 
     /// Element `(i, j)`, or `None` outside the view.
@@ -301,6 +328,35 @@ pub fn gemm(
     let (rsa, csa) = (call_stride(m, a.row_stride), call_stride(k, a.col_stride));
     let (rsb, csb) = (call_stride(k, b.row_stride), call_stride(n, b.col_stride));
     let (rsc, csc) = (call_stride(m, c.row_stride), call_stride(n, c.col_stride));
+    backend_sgemm(
+        [m, k, n],
+        alpha,
+        (a.data, rsa, csa),
+        (b.data, rsb, csb),
+        beta,
+        (c.data, rsc, csc),
+    );
+    Ok(())
+}
+
+/// The GEMM implementation this build uses: `"matrixmultiply"` (default) or `"gemm"`
+/// (cargo feature `gemm`).
+pub const BACKEND: &str = if cfg!(feature = "gemm") {
+    "gemm"
+} else {
+    "matrixmultiply"
+};
+
+/// `C ← α·A·B + β·C` through matrixmultiply, on views [`gemm`] has checked.
+#[cfg(not(feature = "gemm"))]
+fn backend_sgemm(
+    [m, k, n]: [usize; 3],
+    alpha: f32,
+    (a, rsa, csa): (&[f32], isize, isize),
+    (b, rsb, csb): (&[f32], isize, isize),
+    beta: f32,
+    (c, rsc, csc): (&mut [f32], isize, isize),
+) {
     #[allow(unsafe_code)]
     // SAFETY: matrixmultiply::sgemm reads A at a + i·rsa + l·csa for i < m, l < k: `a` was
     //   built by MatRef::new, whose extent check puts every such offset inside `a.data`.
@@ -319,19 +375,68 @@ pub fn gemm(
             k,
             n,
             alpha,
-            a.data.as_ptr(),
+            a.as_ptr(),
             rsa,
             csa,
-            b.data.as_ptr(),
+            b.as_ptr(),
             rsb,
             csb,
             beta,
-            c.data.as_mut_ptr(),
+            c.as_mut_ptr(),
             rsc,
             csc,
         );
     }
-    Ok(())
+}
+
+/// `C ← α·A·B + β·C` through the `gemm` crate, on views [`gemm`] has checked. That crate
+/// computes `dst ← α'·dst + β'·lhs·rhs`, so its α' is our β and its β' our α, and it is
+/// told not to read `dst` when β = 0.
+#[cfg(feature = "gemm")]
+fn backend_sgemm(
+    [m, k, n]: [usize; 3],
+    alpha: f32,
+    (a, rsa, csa): (&[f32], isize, isize),
+    (b, rsb, csb): (&[f32], isize, isize),
+    beta: f32,
+    (c, rsc, csc): (&mut [f32], isize, isize),
+) {
+    #[allow(unsafe_code)]
+    // SAFETY: gemm::gemm reads lhs at a + i·rsa + l·csa for i < m, l < k: `a` was built by
+    //   MatRef::new, whose extent check puts every such offset inside `a.data`.
+    // SAFETY: it reads rhs at b + l·rsb + j·csb for l < k, j < n: likewise checked for `b.data`.
+    // SAFETY: it writes dst at c + i·rsc + j·csc for i < m, j < n (and reads them when
+    //   read_dst): MatMut::new checked these lie inside `c.data` and never share an element;
+    //   Parallelism::None keeps the call on this thread.
+    // SAFETY: dst aliases neither lhs nor rhs: `c.data` is a `&mut` borrow, which the borrow
+    //   checker keeps disjoint from the shared borrows `a.data` and `b.data`.
+    // SAFETY: every stride fits in isize (`call_stride`: a stride that steps is bounded by
+    //   the checked extent, and a slice never exceeds isize::MAX elements).
+    // SAFETY: with β = 0, read_dst is false and dst is only written; it is a slice, so
+    //   initialised either way.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            csc,
+            rsc,
+            beta != 0.0,
+            a.as_ptr(),
+            csa,
+            rsa,
+            b.as_ptr(),
+            csb,
+            rsb,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
 }
 
 #[cfg(test)]

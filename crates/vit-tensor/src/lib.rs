@@ -38,7 +38,9 @@ pub use error::{TensorError, TensorResult};
 pub use gemm::{gemm, MatMut, MatRef};
 pub use ops::activation::{gelu, gelu_tanh, quick_gelu, Activation};
 pub use ops::elementwise::{add_inplace, add_row_inplace};
-pub use ops::matmul::{linear, linear_add_into, linear_into, matmul};
+pub use ops::matmul::{
+    linear, linear_add_into, linear_into, linear_with, matmul, Epilogue, WeightLayout,
+};
 pub use ops::norm::{layer_norm, layer_norm_inplace, layer_norm_into};
 pub use ops::softmax::softmax_rows;
 pub use rng::LcgRng;

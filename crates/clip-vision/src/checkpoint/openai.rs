@@ -226,14 +226,9 @@ pub fn load(
     let proj_name = format!("{prefix}proj");
     let projection = if store.contains(&proj_name) {
         let e = cfg.projection_dim;
-        let proj = store.tensor(&proj_name, &[d, e])?; // [D, E], applied as x · proj
-        let mut weight = vec![0.0f32; e * d]; // [E, D] = projᵀ
-        for (row, chunk) in proj.chunks_exact(e).enumerate() {
-            for (col, &v) in chunk.iter().enumerate() {
-                weight[col * d + row] = v;
-            }
-        }
-        Some(Linear::new(weight, None, d, e)?)
+        // [D, E], applied as x · proj: already Wᵀ of the [E, D] projection.
+        let proj = store.tensor(&proj_name, &[d, e])?;
+        Some(Linear::from_transposed(proj, None, d, e)?)
     } else {
         None
     };

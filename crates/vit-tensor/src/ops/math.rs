@@ -11,6 +11,8 @@ const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 /// 1.5 · 2²³: adding and subtracting it rounds an `f32` of magnitude < 2²² to an integer.
 const ROUND_MAGIC: f32 = 12_582_912.0;
+/// 2²³: for an integer `0 ≤ v < 2²³`, the mantissa bits of `2²³ + v` are `v`.
+const ROUND_MAGIC_23: f32 = 8_388_608.0;
 
 /// `eˣ` for `f32`.
 ///
@@ -34,12 +36,14 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.0;
     p = p * r + 1.0;
     // 2ⁿ as 2ⁿ¹ · 2ⁿ² built from exponent bits, each factor in range even at n = 128 or
-    // n = −126 (NaN casts to 0 and stays NaN through p).
-    let n = n as i32;
-    let n1 = n >> 1;
+    // n = −126. The integers are read off the mantissa of `2²³ + v` rather than with an
+    // `as i32` cast, which is saturating and would not vectorise (NaN stays NaN through p).
+    let n1 = (0.5 * n + ROUND_MAGIC) - ROUND_MAGIC;
     let n2 = n - n1;
-    let s1 = f32::from_bits(((n1 + 127) as u32) << 23);
-    let s2 = f32::from_bits(((n2 + 127) as u32) << 23);
+    let exponent_bits =
+        |e: f32| ((e + 127.0 + ROUND_MAGIC_23).to_bits() - ROUND_MAGIC_23.to_bits()) << 23;
+    let s1 = f32::from_bits(exponent_bits(n1));
+    let s2 = f32::from_bits(exponent_bits(n2));
     let y = p * s1 * s2;
     if x > HI {
         f32::INFINITY
@@ -114,6 +118,7 @@ pub fn sigmoid(x: f32) -> f32 {
 
 /// Sum of a slice with 16 independent accumulators: vectorises, and its rounding error grows
 /// like that of 16 short sums rather than one long one.
+#[inline(always)]
 pub fn sum(x: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
     let mut chunks = x.chunks_exact(16);

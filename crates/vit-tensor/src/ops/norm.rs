@@ -2,6 +2,7 @@
 
 use super::math::sum;
 use crate::error::{check_len, TensorError, TensorResult};
+use rayon::prelude::*;
 
 /// LayerNorm of each row into `out`: `y = (x − μ) / √(σ² + ε) · γ + β`, with `μ` and the
 /// biased variance `σ²` taken over the row (as `torch.nn.LayerNorm`).
@@ -26,9 +27,16 @@ pub fn layer_norm_into(
     if dim == 0 {
         return Ok(());
     }
-    for (row, y) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
-        normalise_row(row, weight, bias, eps, y);
-    }
+    let rows_per_task = (super::activation::PARALLEL_CHUNK / dim).max(1);
+    x.par_chunks(rows_per_task * dim)
+        .zip(out.par_chunks_mut(rows_per_task * dim))
+        .for_each(|(xs, ys)| {
+            pulp::Arch::new().dispatch(|| {
+                for (row, y) in xs.chunks_exact(dim).zip(ys.chunks_exact_mut(dim)) {
+                    normalise_row(row, weight, bias, eps, y);
+                }
+            });
+        });
     Ok(())
 }
 
@@ -50,11 +58,16 @@ pub fn layer_norm_inplace(
     if dim == 0 {
         return Ok(());
     }
-    let mut scratch = vec![0.0; dim];
-    for row in x.chunks_exact_mut(dim) {
-        scratch.copy_from_slice(row);
-        normalise_row(&scratch, weight, bias, eps, row);
-    }
+    let rows_per_task = (super::activation::PARALLEL_CHUNK / dim).max(1);
+    x.par_chunks_mut(rows_per_task * dim).for_each(|xs| {
+        let mut scratch = vec![0.0; dim];
+        pulp::Arch::new().dispatch(|| {
+            for row in xs.chunks_exact_mut(dim) {
+                scratch.copy_from_slice(row);
+                normalise_row(&scratch, weight, bias, eps, row);
+            }
+        });
+    });
     Ok(())
 }
 
@@ -107,7 +120,7 @@ fn check_norm_args(
 
 /// Two passes (mean, then variance of the centred values): no cancellation for rows with a
 /// large mean, unlike E[x²] − E[x]².
-#[inline]
+#[inline(always)]
 fn normalise_row(x: &[f32], weight: &[f32], bias: &[f32], eps: f32, out: &mut [f32]) {
     let n = x.len() as f32;
     let mean = sum(x) / n;
