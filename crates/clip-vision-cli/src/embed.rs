@@ -1,7 +1,7 @@
 //! `clip-vision embed`: decode and preprocess on worker threads while the encoder runs,
 //! write each batch as soon as it is embedded.
 
-use crate::output::{FileOutput, Meta, Output};
+use crate::output::{self, FileOutput, Meta, Output};
 use crate::{load_model, walk, EmbedArgs, Kind, EXIT_SKIPPED};
 use anyhow::{Context, Result};
 use clip_vision::preprocess::ImageProcessor;
@@ -84,6 +84,13 @@ pub(crate) fn run(args: EmbedArgs) -> Result<u8> {
         .into_iter()
         .filter(|p| !done.contains(&p.to_string_lossy().into_owned()))
         .collect();
+    if let Some(path) = &args.output {
+        let mean_path =
+            todo.iter().map(|p| p.as_os_str().len() as u64).sum::<u64>() / todo.len().max(1) as u64;
+        let need =
+            output::estimate_bytes(output::Format::of(path)?, todo.len() as u64, dim, mean_path);
+        output::check_free_space(path, need)?;
+    }
     if !done.is_empty() {
         eprintln!(
             "resuming: {} images already embedded, {} to go",

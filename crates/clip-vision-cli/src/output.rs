@@ -330,6 +330,43 @@ impl FileOutput {
     }
 }
 
+/// Bytes an output of `rows` rows of `dim` values will take at most: `.npy` rows and the
+/// sidecar's paths, or JSON lines with up to 16 characters a value.
+pub fn estimate_bytes(format: Format, rows: u64, dim: usize, mean_path_len: u64) -> u64 {
+    let per_row = match format {
+        Format::Npy => 4 * dim as u64 + mean_path_len + 1,
+        Format::Jsonl => 16 * dim as u64 + mean_path_len + 32,
+    };
+    rows.saturating_mul(per_row)
+        .saturating_add(npy::HEADER_LEN + 4096)
+}
+
+/// Refuses to start a run whose output will not fit on its file system (unix; elsewhere the
+/// first failed write stops the run, keeping what was written for `--resume`).
+pub fn check_free_space(output: &Path, need: u64) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = match output.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if let Ok(st) = rustix::fs::statvfs(dir) {
+            let free = st.f_bavail.saturating_mul(st.f_frsize);
+            if free < need {
+                bail!(
+                    "{}: not enough space: the output needs about {} kB, {} kB are free",
+                    dir.display(),
+                    need.div_ceil(1024),
+                    free / 1024
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (output, need);
+    Ok(())
+}
+
 /// Reads an index written by `embed`: its meta and its `(path, row)` pairs.
 pub fn read_index(path: &Path) -> Result<(Meta, Vec<Row>)> {
     let meta_file = meta_path(path);

@@ -384,3 +384,39 @@ fn errors_that_stop_the_run_come_before_any_work() {
         .arg(images()));
     assert_eq!(out.status.code(), Some(2), "--resume needs --output");
 }
+
+/// A file system too small for the output: refused before any image is embedded. Needs a
+/// tiny tmpfs, which only root can mount; elsewhere the check is reported as not run.
+#[test]
+fn a_full_disk_is_reported_before_work_is_wasted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+        .arg(&mnt)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here (not root?): free-space check not exercised");
+        return;
+    }
+    let dir = tmp.path().join("many");
+    std::fs::create_dir(&dir).unwrap();
+    let photo = std::fs::read(images().join("coffee.jpg")).unwrap();
+    for i in 0..200 {
+        std::fs::write(dir.join(format!("p{i:03}.jpg")), &photo).unwrap();
+    }
+    let out = run(bin()
+        .args(["embed", "--model"])
+        .arg(demo())
+        .arg("-o")
+        .arg(mnt.join("e.jsonl"))
+        .arg(&dir));
+    let _ = Command::new("umount").arg(&mnt).status();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not enough space"), "{err}");
+    assert!(!err.contains("embedded"), "nothing was embedded: {err}");
+}

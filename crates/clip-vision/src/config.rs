@@ -9,6 +9,13 @@ use vit_tensor::Activation;
 /// any published CLIP tower, small enough that a corrupt config is refused before anything
 /// is allocated for it.
 pub const MAX_PARAMETERS: u128 = 8_000_000_000;
+/// Largest `hidden_size`, `image_size`, `patch_size`, `projection_dim` (and a quarter of the
+/// largest `intermediate_size`): far above any CLIP tower (ViT-bigG is 1664 wide).
+pub const MAX_WIDTH: usize = 65_536;
+/// Largest `num_hidden_layers`.
+pub const MAX_LAYERS: usize = 1_024;
+/// Largest `num_channels`.
+pub const MAX_CHANNELS: usize = 64;
 /// Largest number of tokens (patches + class token) per image: the attention scores of one
 /// head are `tokens²` floats.
 pub const MAX_TOKENS: usize = 16_385;
@@ -215,17 +222,28 @@ impl ClipVisionConfig {
             self.num_channels as u128,
             self.patch_size as u128,
         );
-        let tokens = (self.image_size as u128 / p.max(1)).pow(2) + 1;
-        let embeddings = d * c * p * p + d + tokens * d;
-        let block = 4 * (d * d + d) + 2 * d * i + i + d + 4 * d;
-        embeddings + 2 * d + l * block + 2 * d + d * self.projection_dim as u128
+        // Saturating: any config, however absurd, gets a count (then refused by validate).
+        let mul = |a: u128, b: u128| a.saturating_mul(b);
+        let sum = |terms: &[u128]| terms.iter().fold(0u128, |acc, &t| acc.saturating_add(t));
+        let grid = self.image_size as u128 / p.max(1);
+        let tokens = mul(grid, grid).saturating_add(1);
+        let embeddings = sum(&[mul(mul(d, c), mul(p, p)), d, mul(tokens, d)]);
+        let block = sum(&[mul(4, mul(d, d) + d), mul(mul(2, d), i), i, d, mul(4, d)]);
+        sum(&[
+            embeddings,
+            mul(2, d),
+            mul(l, block),
+            mul(2, d),
+            mul(d, self.projection_dim as u128),
+        ])
     }
 
     /// Checks that a model can be built from this config.
     ///
     /// # Errors
-    /// [`VisionError::InvalidConfig`] naming the first bad key: a zero size, heads that do
-    /// not divide `hidden_size`, a patch that does not divide the image, a bad eps, more than
+    /// [`VisionError::InvalidConfig`] naming the first bad key: a zero size or one above its
+    /// cap ([`MAX_WIDTH`], [`MAX_LAYERS`], [`MAX_CHANNELS`]), heads that do not divide
+    /// `hidden_size`, a patch that does not divide the image, a bad eps, more than
     /// [`MAX_TOKENS`] tokens or [`MAX_PARAMETERS`] parameters;
     /// [`VisionError::UnknownActivation`] for an unknown `hidden_act`.
     pub fn validate(&self) -> VisionResult<()> {
@@ -237,18 +255,21 @@ impl ClipVisionConfig {
                 reason: reason.into(),
             })
         };
-        for (field, v) in [
-            ("hidden_size", self.hidden_size),
-            ("intermediate_size", self.intermediate_size),
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("num_attention_heads", self.num_attention_heads),
-            ("num_channels", self.num_channels),
-            ("image_size", self.image_size),
-            ("patch_size", self.patch_size),
-            ("projection_dim", self.projection_dim),
+        for (field, v, max) in [
+            ("hidden_size", self.hidden_size, MAX_WIDTH),
+            ("intermediate_size", self.intermediate_size, 4 * MAX_WIDTH),
+            ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
+            ("num_attention_heads", self.num_attention_heads, MAX_WIDTH),
+            ("num_channels", self.num_channels, MAX_CHANNELS),
+            ("image_size", self.image_size, MAX_WIDTH),
+            ("patch_size", self.patch_size, MAX_WIDTH),
+            ("projection_dim", self.projection_dim, MAX_WIDTH),
         ] {
             if v == 0 {
                 return bad(field, "0".into(), "must be positive");
+            }
+            if v > max {
+                return bad(field, v.to_string(), &format!("must be at most {max}"));
             }
         }
         if self.hidden_size % self.num_attention_heads != 0 {
