@@ -40,6 +40,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut quick = false;
     let mut peers = false;
     let mut gemm = false;
+    let mut presets = vec!["vit_b32".to_string()];
+    let mut rounds = "3".to_string();
     let mut filter: Option<String> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -47,6 +49,10 @@ pub fn run(args: &[String]) -> Result<()> {
             "--quick" => quick = true,
             "--peers" => peers = true,
             "--gemm" => gemm = true,
+            "--presets" => {
+                presets = it.next().context("--presets needs a list")?.split(',').map(str::to_owned).collect()
+            }
+            "--rounds" => rounds = it.next().context("--rounds needs a number")?.clone(),
             "--filter" => filter = Some(it.next().context("--filter needs a value")?.clone()),
             other => bail!("unknown bench option {other:?}"),
         }
@@ -95,12 +101,142 @@ pub fn run(args: &[String]) -> Result<()> {
     eprintln!("summary written to {}", summary.display());
 
     if peers {
-        let py = super::python();
-        let peers_json = out_dir.join("peers.json");
-        let peers_json = peers_json.to_string_lossy();
-        super::run(&py, &["scripts/bench_peers.py", "--json", &peers_json], &[])?;
+        let backend = if gemm { "gemm" } else { "matrixmultiply" };
+        run_peers(&presets, &rounds, &rows, backend)?;
     }
     Ok(())
+}
+
+/// Builds the clip-vision peer workers (one per GEMM backend), runs
+/// `scripts/bench_peers.py` for each preset, and writes `docs/benchmarks.md`.
+fn run_peers(presets: &[String], rounds: &str, criterion_rows: &[Row], backend: &str) -> Result<()> {
+    let root = super::root();
+    let cargo = super::cargo();
+    let out_dir = root.join("target/bench");
+    let mut workers = Vec::new();
+    for (name, features) in [("clip-vision-gemm", Some("gemm")), ("clip-vision-mm", None)] {
+        let mut args = vec!["build", "--release", "--package", "vit-benches", "--example", "peer_worker"];
+        if let Some(f) = features {
+            args.extend(["--features", f]);
+        }
+        super::run(&cargo, &args, &[])?;
+        let dest = out_dir.join(format!("peer_worker-{name}"));
+        std::fs::copy(root.join("target/release/examples/peer_worker"), &dest)
+            .with_context(|| format!("cannot copy the worker to {}", dest.display()))?;
+        workers.push(format!("{name}={}", dest.display()));
+    }
+    let py = super::python();
+    let mut reports = Vec::new();
+    for preset in presets {
+        let json = out_dir.join(format!("peers-{preset}.json"));
+        let work = out_dir.join(format!("peers-{preset}"));
+        let (json_s, work_s) = (json.to_string_lossy().into_owned(), work.to_string_lossy().into_owned());
+        let mut args = vec![
+            "scripts/bench_peers.py", "--preset", preset, "--threads", "2", "--batch-sizes", "1", "32",
+            "--rounds", rounds, "--workdir", &work_s, "--json", &json_s,
+        ];
+        for w in &workers {
+            args.extend(["--rust-worker", w.as_str()]);
+        }
+        super::run(&py, &args, &[])?;
+        let text = std::fs::read_to_string(&json).with_context(|| format!("cannot read {}", json.display()))?;
+        reports.push((preset.clone(), serde_json::from_str::<Value>(&text)?));
+    }
+    let doc = benchmarks_md(&reports, criterion_rows, backend);
+    let path = root.join("docs/benchmarks.md");
+    std::fs::write(&path, doc)?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+/// The text of `docs/benchmarks.md` from the peers' JSON reports and criterion's results.
+fn benchmarks_md(reports: &[(String, Value)], criterion_rows: &[Row], backend: &str) -> String {
+    let mut md = String::new();
+    let meta = reports.first().map(|(_, r)| &r["meta"]);
+    let v = |k: &str| meta.and_then(|m| m["versions"][k].as_str()).unwrap_or("?").to_owned();
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Made by `cargo xtask bench --peers` (criterion benches, then `scripts/bench_peers.py` timing \
+         transformers and ONNX Runtime on the same random-weight checkpoint and inputs, with the same \
+         thread count, interleaved round by round with clip-vision on both GEMM backends).\n"
+    );
+    let _ = writeln!(
+        md,
+        "- machine: {} ({} cores), Linux\n- threads: 2 for every runtime\n- versions: {rustc}; torch {}, \
+         transformers {}, onnxruntime {}, Python {}\n- clip-vision workers: `clip-vision-gemm` (cargo feature \
+         `gemm`, what the `clip-vision` command is built with), `clip-vision-mm` (the library default, \
+         matrixmultiply)\n",
+        meta.and_then(|m| m["cpu"].as_str()).unwrap_or("?"),
+        meta.and_then(|m| m["nproc"].as_u64()).unwrap_or(0),
+        v("torch"),
+        v("transformers"),
+        v("onnxruntime"),
+        v("python"),
+    );
+    let _ = writeln!(
+        md,
+        "Timings on this machine are noisy (±10–20 % from one minute to the next, from outside the VM): \
+         compare runtimes by the ratios measured in one run. Each figure is the median over rounds of \
+         per-round medians; min–max are over every timed call.\n"
+    );
+    for (preset, report) in reports {
+        let _ = writeln!(md, "## {preset}, f32, image_embeds\n");
+        let _ = writeln!(md, "| runtime | batch | median s/batch (min–max) | images/s | ms/image | peak RSS | × ORT | × torch |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+        let results = report["results"].as_array().cloned().unwrap_or_default();
+        let median = |rt: &str, b: u64| {
+            results
+                .iter()
+                .find(|r| r["runtime"] == rt && r["batch"] == b)
+                .and_then(|r| r["median_s"].as_f64())
+        };
+        let mut sorted = results.clone();
+        sorted.sort_by_key(|r| (r["batch"].as_u64(), r["runtime"].as_str().map(str::to_owned)));
+        for r in &sorted {
+            let (rt, b) = (r["runtime"].as_str().unwrap_or("?"), r["batch"].as_u64().unwrap_or(0));
+            let m = r["median_s"].as_f64().unwrap_or(f64::NAN);
+            let ratio = |peer: &str| {
+                median(peer, b).filter(|_| rt.starts_with("clip-vision")).map_or(String::new(), |p| format!("{:.2}", p / m))
+            };
+            let _ = writeln!(
+                md,
+                "| {rt} | {b} | {m:.4} ({:.4}–{:.4}) | {:.2} | {:.1} | {:.0} MiB | {} | {} |",
+                r["min_s"].as_f64().unwrap_or(f64::NAN),
+                r["max_s"].as_f64().unwrap_or(f64::NAN),
+                r["images_per_s"].as_f64().unwrap_or(f64::NAN),
+                r["ms_per_image"].as_f64().unwrap_or(f64::NAN),
+                r["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+                ratio("ort"),
+                ratio("torch"),
+            );
+        }
+        let _ = writeln!(md);
+        for c in report["vs_torch"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                md,
+                "- {} vs torch, batch {}: max abs diff {:.2e} (relative {:.2e})",
+                c["runtime"].as_str().unwrap_or("?"),
+                c["batch"],
+                c["max_abs_diff"].as_f64().unwrap_or(f64::NAN),
+                c["max_rel_diff"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(md, "## Kernels, layers and encoder (criterion, GEMM backend {backend})\n");
+    let _ = writeln!(md, "{}", table(criterion_rows));
+    let _ = writeln!(
+        md,
+        "Commands: `cargo xtask bench --peers [--presets vit_b32,vit_b16,vit_l14] [--rounds 3]`; \
+         the Python side needs `scripts/requirements.txt` plus onnx, onnxruntime and onnxscript."
+    );
+    md
 }
 
 /// Reads every `<group>/<bench>/new/{estimates,benchmark}.json` criterion wrote.

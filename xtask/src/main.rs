@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo xtask ci                 what .ci/run does: fmt check, clippy, tests, quick benches
-//! cargo xtask bench [--quick] [--peers] [--filter F]
+//! cargo xtask bench [--quick] [--gemm] [--peers] [--filter F]
 //!                                criterion benches + summary table (target/bench/summary.json)
 //! cargo xtask fixtures           rerun the Python scripts that make the reference fixtures
 //! ```
@@ -22,10 +22,12 @@ cargo xtask <command>
 commands:
   ci                     cargo fmt --check, clippy -D warnings, cargo test --workspace,
                          cargo xtask bench --quick (what .ci/run does)
-  bench [--quick] [--peers] [--filter F]
+  bench [--quick] [--gemm] [--filter F] [--peers [--presets vit_b32,vit_b16,vit_l14] [--rounds N]]
                          run the criterion benches in benches/ and print a summary table
-                         (--quick: ViT-B/32 only, short; --peers: also time transformers
-                         and ONNX Runtime with scripts/bench_peers.py)
+                         (--quick: ViT-B/32 only, short; --gemm: the gemm crate backend;
+                         --peers: then time transformers and ONNX Runtime beside clip-vision
+                         on both backends with scripts/bench_peers.py, and write
+                         docs/benchmarks.md)
   fixtures [ARGS]        rerun scripts/make_fixtures.py and scripts/make_image_fixtures.py
                          (python: $PYTHON, else .venv/bin/python, else python3)
 ";
@@ -87,6 +89,14 @@ fn ci() -> Result<()> {
         &[],
     )?;
     run(&cargo, &["test", "--workspace"], &[])?;
+    // `--workspace` unifies the CLI's `gemm` feature into every crate: test the library
+    // crates once more on their default backend, matrixmultiply.
+    run(&cargo, &["clippy", "-p", "vit-tensor", "--all-targets", "--", "-D", "warnings"], &[])?;
+    run(
+        &cargo,
+        &["test", "-p", "vit-tensor", "-p", "vit-layers", "-p", "vit-encoder", "-p", "clip-vision"],
+        &[],
+    )?;
     bench::run(&["--quick".to_string()])
 }
 

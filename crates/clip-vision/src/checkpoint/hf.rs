@@ -9,7 +9,7 @@ use crate::config::ClipVisionConfig;
 use crate::encoder::ClipVisionEncoder;
 use crate::error::VisionResult;
 use vit_encoder::{ViTBlock, ViTEncoder};
-use vit_layers::{LayerNorm, LearnablePosEmbed, Linear, Mlp, MultiHeadAttention, PatchEmbed};
+use vit_layers::{LearnablePosEmbed, Linear, Mlp, MultiHeadAttention, PatchEmbed};
 
 /// Prefix of the vision tower's tensors.
 pub const PREFIX: &str = "vision_model.";
@@ -19,18 +19,6 @@ pub const PROJECTION: &str = "visual_projection.weight";
 /// Whether `store` holds a tower in HF naming.
 pub fn detect(store: &TensorStore) -> bool {
     store.contains("vision_model.embeddings.patch_embedding.weight")
-}
-
-fn linear(store: &TensorStore, name: &str, out_f: usize, in_f: usize) -> VisionResult<Linear> {
-    let weight = store.tensor(&format!("{name}.weight"), &[out_f, in_f])?;
-    let bias = store.tensor(&format!("{name}.bias"), &[out_f])?;
-    Ok(Linear::new(weight, Some(bias), in_f, out_f)?)
-}
-
-fn layer_norm(store: &TensorStore, name: &str, dim: usize, eps: f32) -> VisionResult<LayerNorm> {
-    let weight = store.tensor(&format!("{name}.weight"), &[dim])?;
-    let bias = store.tensor(&format!("{name}.bias"), &[dim])?;
-    Ok(LayerNorm::new(weight, bias, eps)?)
 }
 
 /// Builds the tower `cfg` describes from HF-named tensors.
@@ -69,33 +57,33 @@ pub fn load(store: &TensorStore, cfg: ClipVisionConfig) -> VisionResult<ClipVisi
         n_pos,
         d,
     )?;
-    let pre_layer_norm = layer_norm(store, "vision_model.pre_layrnorm", d, eps)?;
+    let pre_layer_norm = store.layer_norm("vision_model.pre_layrnorm", d, eps)?;
 
     let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
     for l in 0..cfg.num_hidden_layers {
         let b = format!("vision_model.encoder.layers.{l}");
         let attn = MultiHeadAttention::new(
-            linear(store, &format!("{b}.self_attn.q_proj"), d, d)?,
-            linear(store, &format!("{b}.self_attn.k_proj"), d, d)?,
-            linear(store, &format!("{b}.self_attn.v_proj"), d, d)?,
-            linear(store, &format!("{b}.self_attn.out_proj"), d, d)?,
+            store.linear(&format!("{b}.self_attn.q_proj"), d, d)?,
+            store.linear(&format!("{b}.self_attn.k_proj"), d, d)?,
+            store.linear(&format!("{b}.self_attn.v_proj"), d, d)?,
+            store.linear(&format!("{b}.self_attn.out_proj"), d, d)?,
             cfg.num_attention_heads,
         )?;
         let mlp = Mlp::new(
-            linear(store, &format!("{b}.mlp.fc1"), i, d)?,
-            linear(store, &format!("{b}.mlp.fc2"), d, i)?,
+            store.linear(&format!("{b}.mlp.fc1"), i, d)?,
+            store.linear(&format!("{b}.mlp.fc2"), d, i)?,
             activation,
         )?;
         layers.push(ViTBlock::new(
-            layer_norm(store, &format!("{b}.layer_norm1"), d, eps)?,
+            store.layer_norm(&format!("{b}.layer_norm1"), d, eps)?,
             attn,
-            layer_norm(store, &format!("{b}.layer_norm2"), d, eps)?,
+            store.layer_norm(&format!("{b}.layer_norm2"), d, eps)?,
             mlp,
         )?);
     }
     let encoder = ViTEncoder::new(
         layers,
-        layer_norm(store, "vision_model.post_layernorm", d, eps)?,
+        store.layer_norm("vision_model.post_layernorm", d, eps)?,
     )?;
     let projection = if store.contains(PROJECTION) {
         let e = cfg.projection_dim;

@@ -26,7 +26,7 @@ use crate::config::ClipVisionConfig;
 use crate::encoder::ClipVisionEncoder;
 use crate::error::{VisionError, VisionResult};
 use vit_encoder::{ViTBlock, ViTEncoder};
-use vit_layers::{LayerNorm, LearnablePosEmbed, Linear, Mlp, MultiHeadAttention, PatchEmbed};
+use vit_layers::{LearnablePosEmbed, Linear, Mlp, MultiHeadAttention, PatchEmbed};
 
 /// The name prefix of the visual tower in `store` (`"visual."`, or `""` for a tower saved on
 /// its own), if it is in OpenAI naming.
@@ -137,18 +137,6 @@ pub fn infer_config(
     })
 }
 
-fn linear(store: &TensorStore, name: &str, out_f: usize, in_f: usize) -> VisionResult<Linear> {
-    let weight = store.tensor(&format!("{name}.weight"), &[out_f, in_f])?;
-    let bias = store.tensor(&format!("{name}.bias"), &[out_f])?;
-    Ok(Linear::new(weight, Some(bias), in_f, out_f)?)
-}
-
-fn layer_norm(store: &TensorStore, name: &str, dim: usize, eps: f32) -> VisionResult<LayerNorm> {
-    let weight = store.tensor(&format!("{name}.weight"), &[dim])?;
-    let bias = store.tensor(&format!("{name}.bias"), &[dim])?;
-    Ok(LayerNorm::new(weight, bias, eps)?)
-}
-
 /// Builds the tower `cfg` describes from OpenAI-named tensors under `prefix`.
 ///
 /// `ln_pre` is required unless `no_ln_pre`; `proj` is optional.
@@ -191,7 +179,7 @@ pub fn load(
     let pre_layer_norm = if no_ln_pre {
         None
     } else {
-        Some(layer_norm(store, &format!("{prefix}ln_pre"), d, eps)?)
+        Some(store.layer_norm(&format!("{prefix}ln_pre"), d, eps)?)
     };
     let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
     for l in 0..cfg.num_hidden_layers {
@@ -204,24 +192,24 @@ pub fn load(
         )?;
         let attn = MultiHeadAttention::from_fused(
             qkv,
-            linear(store, &format!("{b}.attn.out_proj"), d, d)?,
+            store.linear(&format!("{b}.attn.out_proj"), d, d)?,
             cfg.num_attention_heads,
         )?;
         let mlp = Mlp::new(
-            linear(store, &format!("{b}.mlp.c_fc"), i, d)?,
-            linear(store, &format!("{b}.mlp.c_proj"), d, i)?,
+            store.linear(&format!("{b}.mlp.c_fc"), i, d)?,
+            store.linear(&format!("{b}.mlp.c_proj"), d, i)?,
             activation,
         )?;
         layers.push(ViTBlock::new(
-            layer_norm(store, &format!("{b}.ln_1"), d, eps)?,
+            store.layer_norm(&format!("{b}.ln_1"), d, eps)?,
             attn,
-            layer_norm(store, &format!("{b}.ln_2"), d, eps)?,
+            store.layer_norm(&format!("{b}.ln_2"), d, eps)?,
             mlp,
         )?);
     }
     let encoder = ViTEncoder::new(
         layers,
-        layer_norm(store, &format!("{prefix}ln_post"), d, eps)?,
+        store.layer_norm(&format!("{prefix}ln_post"), d, eps)?,
     )?;
     let proj_name = format!("{prefix}proj");
     let projection = if store.contains(&proj_name) {

@@ -4,6 +4,7 @@ use super::safetensors::SafetensorsFile;
 use crate::error::{VisionError, VisionResult};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use vit_layers::{LayerNorm, Linear};
 
 /// Every tensor of a checkpoint by name, whichever file holds it.
 #[derive(Debug, Clone)]
@@ -149,6 +150,26 @@ impl TensorStore {
     pub fn shape(&self, name: &str) -> VisionResult<&[usize]> {
         let file = self.file(name)?;
         Ok(file.info(name).map_or(&[][..], |i| &i.shape[..]))
+    }
+
+    /// The linear layer `{name}.weight` `[out_f, in_f]` and `{name}.bias` `[out_f]`.
+    ///
+    /// # Errors
+    /// As [`TensorStore::tensor`].
+    pub fn linear(&self, name: &str, out_f: usize, in_f: usize) -> VisionResult<Linear> {
+        let weight = self.tensor(&format!("{name}.weight"), &[out_f, in_f])?;
+        let bias = self.tensor(&format!("{name}.bias"), &[out_f])?;
+        Ok(Linear::new(weight, Some(bias), in_f, out_f)?)
+    }
+
+    /// The LayerNorm `{name}.weight` and `{name}.bias`, both `[dim]`.
+    ///
+    /// # Errors
+    /// As [`TensorStore::tensor`].
+    pub fn layer_norm(&self, name: &str, dim: usize, eps: f32) -> VisionResult<LayerNorm> {
+        let weight = self.tensor(&format!("{name}.weight"), &[dim])?;
+        let bias = self.tensor(&format!("{name}.bias"), &[dim])?;
+        Ok(LayerNorm::new(weight, bias, eps)?)
     }
 
     /// Reads `name` as `f32`, after checking that its shape is `expected`.
