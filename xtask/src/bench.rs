@@ -50,7 +50,12 @@ pub fn run(args: &[String]) -> Result<()> {
             "--peers" => peers = true,
             "--gemm" => gemm = true,
             "--presets" => {
-                presets = it.next().context("--presets needs a list")?.split(',').map(str::to_owned).collect()
+                presets = it
+                    .next()
+                    .context("--presets needs a list")?
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect()
             }
             "--rounds" => rounds = it.next().context("--rounds needs a number")?.clone(),
             "--filter" => filter = Some(it.next().context("--filter needs a value")?.clone()),
@@ -109,13 +114,25 @@ pub fn run(args: &[String]) -> Result<()> {
 
 /// Builds the clip-vision peer workers (one per GEMM backend), runs
 /// `scripts/bench_peers.py` for each preset, and writes `docs/benchmarks.md`.
-fn run_peers(presets: &[String], rounds: &str, criterion_rows: &[Row], backend: &str) -> Result<()> {
+fn run_peers(
+    presets: &[String],
+    rounds: &str,
+    criterion_rows: &[Row],
+    backend: &str,
+) -> Result<()> {
     let root = super::root();
     let cargo = super::cargo();
     let out_dir = root.join("target/bench");
     let mut workers = Vec::new();
     for (name, features) in [("clip-vision-gemm", Some("gemm")), ("clip-vision-mm", None)] {
-        let mut args = vec!["build", "--release", "--package", "vit-benches", "--example", "peer_worker"];
+        let mut args = vec![
+            "build",
+            "--release",
+            "--package",
+            "vit-benches",
+            "--example",
+            "peer_worker",
+        ];
         if let Some(f) = features {
             args.extend(["--features", f]);
         }
@@ -130,16 +147,32 @@ fn run_peers(presets: &[String], rounds: &str, criterion_rows: &[Row], backend: 
     for preset in presets {
         let json = out_dir.join(format!("peers-{preset}.json"));
         let work = out_dir.join(format!("peers-{preset}"));
-        let (json_s, work_s) = (json.to_string_lossy().into_owned(), work.to_string_lossy().into_owned());
+        let (json_s, work_s) = (
+            json.to_string_lossy().into_owned(),
+            work.to_string_lossy().into_owned(),
+        );
         let mut args = vec![
-            "scripts/bench_peers.py", "--preset", preset, "--threads", "2", "--batch-sizes", "1", "32",
-            "--rounds", rounds, "--workdir", &work_s, "--json", &json_s,
+            "scripts/bench_peers.py",
+            "--preset",
+            preset,
+            "--threads",
+            "2",
+            "--batch-sizes",
+            "1",
+            "32",
+            "--rounds",
+            rounds,
+            "--workdir",
+            &work_s,
+            "--json",
+            &json_s,
         ];
         for w in &workers {
             args.extend(["--rust-worker", w.as_str()]);
         }
         super::run(&py, &args, &[])?;
-        let text = std::fs::read_to_string(&json).with_context(|| format!("cannot read {}", json.display()))?;
+        let text = std::fs::read_to_string(&json)
+            .with_context(|| format!("cannot read {}", json.display()))?;
         reports.push((preset.clone(), serde_json::from_str::<Value>(&text)?));
     }
     let doc = benchmarks_md(&reports, criterion_rows, backend);
@@ -153,7 +186,11 @@ fn run_peers(presets: &[String], rounds: &str, criterion_rows: &[Row], backend: 
 fn benchmarks_md(reports: &[(String, Value)], criterion_rows: &[Row], backend: &str) -> String {
     let mut md = String::new();
     let meta = reports.first().map(|(_, r)| &r["meta"]);
-    let v = |k: &str| meta.and_then(|m| m["versions"][k].as_str()).unwrap_or("?").to_owned();
+    let v = |k: &str| {
+        meta.and_then(|m| m["versions"][k].as_str())
+            .unwrap_or("?")
+            .to_owned()
+    };
     let rustc = std::process::Command::new("rustc")
         .arg("--version")
         .output()
@@ -197,12 +234,22 @@ fn benchmarks_md(reports: &[(String, Value)], criterion_rows: &[Row], backend: &
                 .and_then(|r| r["median_s"].as_f64())
         };
         let mut sorted = results.clone();
-        sorted.sort_by_key(|r| (r["batch"].as_u64(), r["runtime"].as_str().map(str::to_owned)));
+        sorted.sort_by_key(|r| {
+            (
+                r["batch"].as_u64(),
+                r["runtime"].as_str().map(str::to_owned),
+            )
+        });
         for r in &sorted {
-            let (rt, b) = (r["runtime"].as_str().unwrap_or("?"), r["batch"].as_u64().unwrap_or(0));
+            let (rt, b) = (
+                r["runtime"].as_str().unwrap_or("?"),
+                r["batch"].as_u64().unwrap_or(0),
+            );
             let m = r["median_s"].as_f64().unwrap_or(f64::NAN);
             let ratio = |peer: &str| {
-                median(peer, b).filter(|_| rt.starts_with("clip-vision")).map_or(String::new(), |p| format!("{:.2}", p / m))
+                median(peer, b)
+                    .filter(|_| rt.starts_with("clip-vision"))
+                    .map_or(String::new(), |p| format!("{:.2}", p / m))
             };
             let _ = writeln!(
                 md,
@@ -229,7 +276,10 @@ fn benchmarks_md(reports: &[(String, Value)], criterion_rows: &[Row], backend: &
         }
         let _ = writeln!(md);
     }
-    let _ = writeln!(md, "## Kernels, layers and encoder (criterion, GEMM backend {backend})\n");
+    let _ = writeln!(
+        md,
+        "## Kernels, layers and encoder (criterion, GEMM backend {backend})\n"
+    );
     let _ = writeln!(md, "{}", table(criterion_rows));
     let _ = writeln!(
         md,

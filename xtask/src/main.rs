@@ -91,10 +91,32 @@ fn ci() -> Result<()> {
     run(&cargo, &["test", "--workspace"], &[])?;
     // `--workspace` unifies the CLI's `gemm` feature into every crate: test the library
     // crates once more on their default backend, matrixmultiply.
-    run(&cargo, &["clippy", "-p", "vit-tensor", "--all-targets", "--", "-D", "warnings"], &[])?;
     run(
         &cargo,
-        &["test", "-p", "vit-tensor", "-p", "vit-layers", "-p", "vit-encoder", "-p", "clip-vision"],
+        &[
+            "clippy",
+            "-p",
+            "vit-tensor",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    run(
+        &cargo,
+        &[
+            "test",
+            "-p",
+            "vit-tensor",
+            "-p",
+            "vit-layers",
+            "-p",
+            "vit-encoder",
+            "-p",
+            "clip-vision",
+        ],
         &[],
     )?;
     bench::run(&["--quick".to_string()])
