@@ -57,6 +57,7 @@ pub fn run(args: &[String]) -> Result<()> {
                     .map(str::to_owned)
                     .collect()
             }
+            // One number for every preset, or one per preset: `--rounds 3,1,1`.
             "--rounds" => rounds = it.next().context("--rounds needs a number")?.clone(),
             "--filter" => filter = Some(it.next().context("--filter needs a value")?.clone()),
             other => bail!("unknown bench option {other:?}"),
@@ -142,9 +143,33 @@ fn run_peers(
             .with_context(|| format!("cannot copy the worker to {}", dest.display()))?;
         workers.push(format!("{name}={}", dest.display()));
     }
+    // candle is a peer, not a dependency: its worker is a project of its own. A failed build
+    // (no registry, say) costs the candle column, not the run.
+    let candle_manifest = root.join("scripts/candle_worker/Cargo.toml");
+    let candle_manifest = candle_manifest.to_string_lossy().into_owned();
+    match super::run(
+        &cargo,
+        &["build", "--release", "--manifest-path", &candle_manifest],
+        &[],
+    ) {
+        Ok(()) => {
+            let bin = root.join("scripts/candle_worker/target/release/candle_worker");
+            workers.push(format!("candle={}", bin.display()));
+        }
+        Err(e) => eprintln!("warning: candle worker not built, no candle column: {e:#}"),
+    }
     let py = super::python();
+    let rounds: Vec<&str> = rounds.split(',').collect();
+    if rounds.len() != 1 && rounds.len() != presets.len() {
+        bail!(
+            "--rounds {}: give one number or one per preset ({} presets)",
+            rounds.join(","),
+            presets.len()
+        );
+    }
     let mut reports = Vec::new();
-    for preset in presets {
+    for (i, preset) in presets.iter().enumerate() {
+        let rounds = rounds[if rounds.len() == 1 { 0 } else { i }];
         let json = out_dir.join(format!("peers-{preset}.json"));
         let work = out_dir.join(format!("peers-{preset}"));
         let (json_s, work_s) = (
@@ -201,7 +226,8 @@ fn benchmarks_md(reports: &[(String, Value)], criterion_rows: &[Row], backend: &
         md,
         "Made by `cargo xtask bench --peers` (criterion benches, then `scripts/bench_peers.py` timing \
          transformers and ONNX Runtime on the same random-weight checkpoint and inputs, with the same \
-         thread count, interleaved round by round with clip-vision on both GEMM backends).\n"
+         thread count, interleaved round by round with clip-vision on both GEMM backends and, when its worker \
+         builds, candle (`scripts/candle_worker`, stock candle-transformers CLIP)).\n"
     );
     let _ = writeln!(
         md,
@@ -224,8 +250,8 @@ fn benchmarks_md(reports: &[(String, Value)], criterion_rows: &[Row], backend: &
     );
     for (preset, report) in reports {
         let _ = writeln!(md, "## {preset}, f32, image_embeds\n");
-        let _ = writeln!(md, "| runtime | batch | median s/batch (min–max) | images/s | ms/image | peak RSS | × ORT | × torch |");
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "| runtime | batch | median s/batch (min–max) | images/s | ms/image | peak RSS | × ORT | × torch | × candle |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
         let results = report["results"].as_array().cloned().unwrap_or_default();
         let median = |rt: &str, b: u64| {
             results
@@ -253,7 +279,7 @@ fn benchmarks_md(reports: &[(String, Value)], criterion_rows: &[Row], backend: &
             };
             let _ = writeln!(
                 md,
-                "| {rt} | {b} | {m:.4} ({:.4}–{:.4}) | {:.2} | {:.1} | {:.0} MiB | {} | {} |",
+                "| {rt} | {b} | {m:.4} ({:.4}–{:.4}) | {:.2} | {:.1} | {:.0} MiB | {} | {} | {} |",
                 r["min_s"].as_f64().unwrap_or(f64::NAN),
                 r["max_s"].as_f64().unwrap_or(f64::NAN),
                 r["images_per_s"].as_f64().unwrap_or(f64::NAN),
@@ -261,6 +287,7 @@ fn benchmarks_md(reports: &[(String, Value)], criterion_rows: &[Row], backend: &
                 r["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
                 ratio("ort"),
                 ratio("torch"),
+                ratio("candle"),
             );
         }
         let _ = writeln!(md);

@@ -223,7 +223,15 @@ pub fn from_open_clip_config(
     let mut hidden_act = if quick_gelu { "quick_gelu" } else { "gelu" }.to_owned();
     if let Some(act) = vision.get("act_kwargs").filter(|v| !v.is_null()) {
         match act.get("approximate").and_then(Value::as_str) {
-            Some("tanh") if !quick_gelu && act.as_object().is_some_and(|m| m.len() == 1) => {
+            // open_clip passes act_kwargs to QuickGELU too, which takes no arguments.
+            _ if quick_gelu => {
+                return Err(unsupported(
+                    "vision_cfg.act_kwargs",
+                    act,
+                    "open_clip's QuickGELU (quick_gelu = true) takes no act_kwargs",
+                ))
+            }
+            Some("tanh") if act.as_object().is_some_and(|m| m.len() == 1) => {
                 hidden_act = "gelu_new".into()
             }
             _ => {
@@ -388,6 +396,14 @@ mod tests {
                 .0
                 .hidden_act,
             "gelu_new"
+        );
+        let both = oc(
+            r#"{"embed_dim": 8, "quick_gelu": true, "vision_cfg": {"width": 64,
+            "layers": 2, "act_kwargs": {"approximate": "tanh"}}}"#,
+        );
+        assert!(
+            matches!(&both, Err(e) if e.to_string().contains("QuickGELU")),
+            "{both:?}"
         );
         assert!(matches!(
             oc(r#"{"vision_cfg": {}}"#),
