@@ -1,5 +1,6 @@
-//! Runs a tower on random weights in a loop, for profilers: `cargo run --release -p
-//! vit-benches --example encode_loop -- vit_base_patch32 32 10` (preset, batch, iterations).
+//! Runs a tower in a loop, for profilers and for `scripts/bench_cli.sh`: `cargo run --release
+//! -p vit-benches --example encode_loop -- vit_base_patch32 32 10` (preset with random
+//! weights, or a checkpoint directory; batch; iterations). Prints the median images/s.
 #![forbid(unsafe_code)]
 
 use clip_vision::{ClipVisionConfig, ClipVisionEncoder, LcgRng};
@@ -10,9 +11,15 @@ fn main() {
     let preset = args.first().map_or("vit_base_patch32", String::as_str);
     let batch: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(32);
     let iters: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
-    let cfg = ClipVisionConfig::preset(preset).unwrap_or_else(|| panic!("unknown preset {preset}"));
     let mut rng = LcgRng::new(0);
-    let model = ClipVisionEncoder::new(cfg, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    let model = if std::path::Path::new(preset).is_dir() {
+        ClipVisionEncoder::from_pretrained(preset)
+    } else {
+        let cfg =
+            ClipVisionConfig::preset(preset).unwrap_or_else(|| panic!("unknown preset {preset}"));
+        ClipVisionEncoder::new(cfg, &mut rng)
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
     let pixels = rng.normal_vec(batch * model.image_len(), 0.0, 1.0);
     model
         .image_embeds(&pixels, batch)

@@ -15,7 +15,8 @@ struct Row {
     /// Lower and upper bound of criterion's confidence interval of the median, seconds.
     low: f64,
     high: f64,
-    /// Work per iteration in criterion "elements" (FLOP for kernels, images for the encoder).
+    /// Work per iteration in criterion "elements" (FLOP for kernels, images for the encoder
+    /// and preprocessing).
     elements: Option<f64>,
 }
 
@@ -27,6 +28,7 @@ impl Row {
     fn rate_text(&self) -> String {
         match (self.group.as_str(), self.rate()) {
             ("encoder", Some(r)) => format!("{r:.2} images/s"),
+            ("preprocess", Some(r)) => format!("{r:.1} images/s/thread"),
             ("layers", Some(r)) if self.name.contains("layer_norm") => {
                 format!("{:.2} Gelem/s", r / 1e9)
             }
@@ -192,6 +194,10 @@ fn run_peers(
             "--json",
             &json_s,
         ];
+        if preset != "vit_b32" {
+            // Calls of seconds to tens of seconds: fewer of them (still ≥ 5 s timed).
+            args.extend(["--warmup", "1", "--iters", "3"]);
+        }
         for w in &workers {
             args.extend(["--rust-worker", w.as_str()]);
         }
