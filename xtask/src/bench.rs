@@ -252,7 +252,8 @@ fn benchmarks_md(reports: &[(String, Value)], criterion_rows: &[Row], backend: &
         md,
         "Timings on this machine are noisy (±10–20 % from one minute to the next, from outside the VM): \
          compare runtimes by the ratios measured in one run. Each figure is the median over rounds of \
-         per-round medians; min–max are over every timed call.\n"
+         per-round medians; min–max are over every timed call. What the numbers mean, target by \
+         target, with per-round ratios: [performance.md](performance.md).\n"
     );
     for (preset, report) in reports {
         let _ = writeln!(md, "## {preset}, f32, image_embeds\n");
@@ -316,7 +317,7 @@ fn benchmarks_md(reports: &[(String, Value)], criterion_rows: &[Row], backend: &
     let _ = writeln!(md, "{}", table(criterion_rows));
     let _ = writeln!(
         md,
-        "Commands: `cargo xtask bench --peers [--presets vit_b32,vit_b16,vit_l14] [--rounds 3]`; \
+        "Commands: `cargo xtask bench --peers --gemm --presets vit_b32,vit_b16,vit_l14 --rounds 3,1,1` (this file); \
          the Python side needs `scripts/requirements.txt` plus onnx, onnxruntime and onnxscript."
     );
     md
