@@ -9,6 +9,8 @@
 //! measurement times, so CI runs the whole suite in seconds.
 #![forbid(unsafe_code)]
 
+pub mod peer;
+
 use clip_vision::ClipVisionConfig;
 use criterion::Criterion;
 use std::time::Duration;

@@ -26,79 +26,27 @@
 //! Both variables default to the number of physical cores, so this worker sets both to
 //! `--threads` before candle reads them, and builds rayon's global pool with that many threads.
 //!
-//! A timed call during which other processes used more than `0.03 s + 10 %` of its wall time
-//! in CPU (from `/proc/stat`, minus this process's own time) is dropped and re-run once the
-//! machine is quiet, as the other workers do.
+//! Timing (warm-up, disturbed calls dropped and re-run once the machine is quiet) is the
+//! clip-vision worker's own, `benches/src/peer.rs`, compiled into this binary.
 #![forbid(unsafe_code)]
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use candle_transformers::models::clip::text_model::Activation;
 use candle_transformers::models::clip::vision_model::{ClipVisionConfig, ClipVisionTransformer};
-use std::collections::HashMap;
 use std::error::Error;
 use std::path::Path;
-use std::time::{Duration, Instant};
+
+/// The timing harness of the clip-vision peer worker, compiled here from its source (this
+/// project stays outside the workspace, so it does not depend on `vit-benches`).
+#[path = "../../../benches/src/peer.rs"]
+mod peer;
+use peer::{proc_kib, time_calls, Options};
 
 /// candle-core's version, from Cargo.lock (see build.rs).
 const CANDLE_VERSION: &str = env!("CANDLE_VERSION");
 
-/// Clock ticks per second of `/proc/stat` and `/proc/self/stat` (USER_HZ, 100 on Linux).
-const HZ: f64 = 100.0;
-
 type Res<T> = Result<T, Box<dyn Error>>;
-
-fn proc_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-}
-
-/// (CPU seconds of the whole machine, CPU seconds of this process).
-fn sample() -> (f64, f64) {
-    let machine = std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| {
-            let v: Vec<f64> = s
-                .lines()
-                .next()?
-                .split_whitespace()
-                .skip(1)
-                .take(8)
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            Some((v[0] + v[1] + v[2] + v[5] + v[6]) / HZ)
-        })
-        .unwrap_or(0.0);
-    let own = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let after = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = after.split_whitespace().collect();
-            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / HZ)
-        })
-        .unwrap_or(0.0);
-    (machine, own)
-}
-
-fn others(s0: (f64, f64), s1: (f64, f64)) -> f64 {
-    ((s1.0 - s0.0) - (s1.1 - s0.1)).max(0.0)
-}
-
-fn wait_quiet(enabled: bool, max_wait: f64) -> f64 {
-    let t0 = Instant::now();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    while enabled && t0.elapsed().as_secs_f64() < max_wait {
-        let s0 = sample();
-        std::thread::sleep(Duration::from_secs(1));
-        if others(s0, sample()) < 0.05 * cores {
-            break;
-        }
-    }
-    t0.elapsed().as_secs_f64()
-}
 
 /// candle's `ClipVisionConfig` from a transformers config.json (top level, or its
 /// `vision_config`), with transformers' `CLIPVisionConfig` defaults for absent keys
@@ -189,29 +137,8 @@ impl CandleClip {
 }
 
 fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut opts = HashMap::new();
-    let mut reject_busy = true;
-    let mut i = 0;
-    while i < args.len() {
-        if args[i] == "--no-reject-busy" {
-            reject_busy = false;
-            i += 1;
-        } else {
-            opts.insert(
-                args[i].trim_start_matches("--").to_owned(),
-                args.get(i + 1).cloned().unwrap_or_default(),
-            );
-            i += 2;
-        }
-    }
-    let get = |k: &str, d: &str| opts.get(k).cloned().unwrap_or_else(|| d.to_owned());
-    let num = |k: &str, d: &str| {
-        get(k, d)
-            .parse::<f64>()
-            .unwrap_or_else(|_| panic!("--{k} takes a number"))
-    };
-    let threads = (num("threads", "2") as usize).max(1);
+    let opts = Options::from_args();
+    let threads = (opts.num("threads", "2") as usize).max(1);
     // candle reads these lazily (gemm's thread count on every matmul, its barrier pool's
     // size once): set them before any tensor work, while this is the only thread.
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
@@ -222,7 +149,7 @@ fn main() -> Res<()> {
 
     let device = Device::Cpu;
     let rss_start = proc_kib("VmRSS");
-    let pixels = Tensor::read_npy(get("input", ""))?;
+    let pixels = Tensor::read_npy(opts.get("input", ""))?;
     if pixels.dtype() != DType::F32 || pixels.rank() != 4 {
         return Err(format!(
             "--input: want f32 [B, C, S, S], got {:?} {:?}",
@@ -232,7 +159,7 @@ fn main() -> Res<()> {
         .into());
     }
     let rss_libs = proc_kib("VmRSS");
-    let model = CandleClip::load(Path::new(&get("model", "")), &device)?;
+    let model = CandleClip::load(Path::new(&opts.get("model", "")), &device)?;
     let call = || {
         model
             .image_embeds(&pixels)
@@ -240,63 +167,17 @@ fn main() -> Res<()> {
     };
     let out = call();
     let rss_loaded = proc_kib("VmRSS");
-    out.write_npy(get("output", "out.npy"))?;
+    out.write_npy(opts.get("output", "out.npy"))?;
 
-    let (warmup, iters, min_time, max_iters, max_wall) = (
-        num("warmup", "3") as usize,
-        num("iters", "10") as usize,
-        num("min-time", "5"),
-        num("max-iters", "1000") as usize,
-        num("max-wall", "900"),
-    );
-    let mut waited = wait_quiet(reject_busy, max_wall);
-    for _ in 0..warmup {
-        std::hint::black_box(call());
-    }
-    let (mut times, mut dropped) = (Vec::new(), Vec::new());
-    let (mut spent, start) = (0.0, Instant::now());
-    while times.len() < iters || (spent < min_time && times.len() < max_iters) {
-        if start.elapsed().as_secs_f64() > max_wall {
-            break;
-        }
-        let s0 = sample();
-        let t0 = Instant::now();
-        std::hint::black_box(call());
-        let dt = t0.elapsed().as_secs_f64();
-        if reject_busy && others(s0, sample()) > 0.03 + 0.1 * dt {
-            dropped.push(dt);
-            waited += wait_quiet(reject_busy, max_wall);
-            std::hint::black_box(call());
-            continue;
-        }
-        times.push(dt);
-        spent += dt;
-    }
-    let json = |v: Option<u64>| v.map_or("null".to_owned(), |n| n.to_string());
-    let list = |v: &[f64]| {
-        format!(
-            "[{}]",
-            v.iter()
-                .map(|t| format!("{t:.6}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
+    let timing = time_calls(&opts, call);
     let gemm_backend = if cfg!(feature = "avx512") {
         "candle-cpu (gemm 0.19, x86-v4)"
     } else {
         "candle-cpu (gemm 0.19)"
     };
     println!(
-        "{{\"times_s\": {}, \"rss_start_kib\": {}, \"rss_after_import_kib\": {}, \"rss_after_load_kib\": {}, \"vmhwm_kib\": {}, \"ru_maxrss_kib\": {}, \"dropped_calls_s\": {}, \"waited_for_quiet_s\": {waited:.3}, \"hit_max_wall\": {}, \"candle_version\": \"{CANDLE_VERSION}\", \"gemm_backend\": \"{gemm_backend}\", \"candle_avx\": {}, \"candle_mkl\": {}, \"candle_gemm_threads\": {}, \"rayon_threads\": {}}}",
-        list(&times),
-        json(rss_start),
-        json(rss_libs),
-        json(rss_loaded),
-        json(proc_kib("VmHWM")),
-        json(proc_kib("VmHWM")),
-        list(&dropped),
-        times.len() < iters,
+        "{{{}, \"candle_version\": \"{CANDLE_VERSION}\", \"gemm_backend\": \"{gemm_backend}\", \"candle_avx\": {}, \"candle_mkl\": {}, \"candle_gemm_threads\": {}, \"rayon_threads\": {}}}",
+        timing.json_fields(rss_start, rss_libs, rss_loaded),
         candle_core::utils::with_avx(),
         candle_core::utils::has_mkl(),
         candle_core::utils::get_num_threads(),
