@@ -75,50 +75,25 @@ fn cargo() -> String {
 /// The steps of CI, in order.
 fn ci() -> Result<()> {
     let cargo = cargo();
+    let clippy = |scope: &[&str]| {
+        let args: Vec<&str> = ["clippy"]
+            .iter()
+            .chain(scope)
+            .chain(&["--all-targets", "--", "-D", "warnings"])
+            .copied()
+            .collect();
+        run(&cargo, &args, &[])
+    };
     run(&cargo, &["fmt", "--all", "--", "--check"], &[])?;
-    run(
-        &cargo,
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-        &[],
-    )?;
+    clippy(&["--workspace"])?;
     run(&cargo, &["test", "--workspace"], &[])?;
     // `--workspace` unifies the CLI's `gemm` feature into every crate: test the library
     // crates once more on their default backend, matrixmultiply.
-    run(
-        &cargo,
-        &[
-            "clippy",
-            "-p",
-            "vit-tensor",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-        &[],
-    )?;
-    run(
-        &cargo,
-        &[
-            "test",
-            "-p",
-            "vit-tensor",
-            "-p",
-            "vit-layers",
-            "-p",
-            "vit-encoder",
-            "-p",
-            "clip-vision",
-        ],
-        &[],
-    )?;
+    clippy(&["-p", "vit-tensor"])?;
+    let libs = ["vit-tensor", "vit-layers", "vit-encoder", "clip-vision"];
+    let mut test = vec!["test"];
+    test.extend(libs.iter().flat_map(|l| ["-p", l]));
+    run(&cargo, &test, &[])?;
     bench::run(&["--quick".to_string()])
 }
 
