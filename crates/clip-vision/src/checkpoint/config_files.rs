@@ -222,15 +222,15 @@ pub fn from_open_clip_config(
         .is_some_and(|v| v.as_bool() == Some(true));
     let mut hidden_act = if quick_gelu { "quick_gelu" } else { "gelu" }.to_owned();
     if let Some(act) = vision.get("act_kwargs").filter(|v| !v.is_null()) {
+        // open_clip passes act_kwargs to QuickGELU too, which takes no arguments.
+        if quick_gelu {
+            return Err(unsupported(
+                "vision_cfg.act_kwargs",
+                act,
+                "open_clip's QuickGELU (quick_gelu = true) takes no act_kwargs",
+            ));
+        }
         match act.get("approximate").and_then(Value::as_str) {
-            // open_clip passes act_kwargs to QuickGELU too, which takes no arguments.
-            _ if quick_gelu => {
-                return Err(unsupported(
-                    "vision_cfg.act_kwargs",
-                    act,
-                    "open_clip's QuickGELU (quick_gelu = true) takes no act_kwargs",
-                ))
-            }
             Some("tanh") if act.as_object().is_some_and(|m| m.len() == 1) => {
                 hidden_act = "gelu_new".into()
             }
