@@ -246,7 +246,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 fn info(args: &ModelArgs) -> Result<u8> {
     let (model, processor) = load_model(args)?;
-    let inspection = clip_vision::checkpoint::inspect(Path::new(&args.model))?;
+    let inspection = clip_vision::loader::inspect(Path::new(&args.model))?;
     let c = &model.config;
     let dtypes: Vec<String> = inspection
         .dtypes

@@ -158,12 +158,13 @@ impl ClipVisionConfig {
     /// Reads and validates a `CLIPVisionConfig` JSON file.
     ///
     /// # Errors
-    /// [`VisionError::Io`], [`VisionError::Json`] naming the file, or
-    /// [`VisionError::InvalidConfig`].
+    /// [`VisionError::Checkpoint`] when it cannot be read or is not JSON (read with
+    /// clip-checkpoint's size limit), [`VisionError::Json`] naming the file for a value of
+    /// the wrong type, or [`VisionError::InvalidConfig`].
     pub fn from_file(path: impl AsRef<Path>) -> VisionResult<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| VisionError::io(path, e))?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|source| VisionError::Json {
+        let value = clip_checkpoint::read_json(path)?;
+        let cfg: Self = serde_json::from_value(value).map_err(|source| VisionError::Json {
             path: path.into(),
             source,
         })?;

@@ -17,9 +17,9 @@
 //! Without `pre_layer_norm` and `projection` this is the plain ViT pipeline
 //! (patch_embed → prepend_cls → add_pos_embed → encoder → token 0).
 
-use crate::checkpoint::LoadOptions;
 use crate::config::ClipVisionConfig;
 use crate::error::{VisionError, VisionResult};
+use crate::loader::LoadOptions;
 use std::path::Path;
 use vit_encoder::{ViTBlock, ViTEncoder};
 use vit_layers::{prepend_cls, LayerNorm, LearnablePosEmbed, Linear, PatchEmbed};
@@ -52,11 +52,10 @@ pub struct ClipVisionEncoder {
     /// `None` for a tower without one (`CLIPVisionModel`).
     pub projection: Option<Linear>,
     /// Input `(height, width)` in pixels; `(image_size, image_size)` unless
-    /// [`ClipVisionEncoder::set_input_size`] changed it.
+    /// [`ClipVisionEncoder::set_input_size`] changed it. At another size than the trained
+    /// one, `pos_embed` is resized to the new grid on each call, from whatever `pos_embed`
+    /// holds then (no cached copy can go stale when the public field is replaced).
     input_size: (usize, usize),
-    /// `pos_embed` resized to the patch grid of `input_size`, when that grid is not the
-    /// trained one.
-    interpolated_pos: Option<LearnablePosEmbed>,
 }
 
 impl ClipVisionEncoder {
@@ -187,7 +186,6 @@ impl ClipVisionEncoder {
         }
         Ok(Self {
             input_size: (cfg.image_size, cfg.image_size),
-            interpolated_pos: None,
             config: cfg,
             patch_embed,
             pos_embed,
@@ -209,7 +207,7 @@ impl ClipVisionEncoder {
     ///
     /// `path` may also be a hub id (`"openai/clip-vit-base-patch32"`) found in the local HF
     /// cache, a directory of shards, an open_clip directory, or a single `.safetensors` file:
-    /// see [`crate::checkpoint`].
+    /// see [`crate::loader`].
     pub fn from_pretrained(path: impl AsRef<Path>) -> VisionResult<Self> {
         Self::from_pretrained_with(path, &LoadOptions::default())
     }
@@ -223,7 +221,7 @@ impl ClipVisionEncoder {
         path: impl AsRef<Path>,
         options: &LoadOptions,
     ) -> VisionResult<Self> {
-        crate::checkpoint::load(path.as_ref(), options)
+        crate::loader::load(path.as_ref(), options)
     }
 
     /// Number of parameters held.
@@ -247,7 +245,9 @@ impl ClipVisionEncoder {
     /// Runs the tower on `height × width` images from now on, resizing the position table
     /// to the new patch grid as transformers' `interpolate_pos_encoding=True` does (bicubic,
     /// `align_corners = False`, class position kept); the trained size restores the
-    /// original table. The table is resized once, here, from the current `pos_embed`.
+    /// original table. The table is resized from the current `pos_embed` on each forward
+    /// call (a small bicubic pass next to the encoder), so replacing `pos_embed` later takes
+    /// effect.
     ///
     /// # Errors
     /// [`VisionError::InvalidConfig`] (`image_size`) unless both sides are positive multiples
@@ -273,11 +273,10 @@ impl ClipVisionEncoder {
             });
         }
         let g = self.config.grid_size();
-        self.interpolated_pos = if (gh, gw) == (g, g) {
-            None
-        } else {
-            Some(self.pos_embed.interpolate(1, gh, gw)?)
-        };
+        if (gh, gw) != (g, g) {
+            // Fails now, not at the first forward, if the table cannot be resized.
+            self.pos_embed.interpolate(1, gh, gw)?;
+        }
         self.input_size = (height, width);
         Ok(())
     }
@@ -338,10 +337,14 @@ impl ClipVisionEncoder {
         let (h, w) = self.input_size;
         let patches = self.patch_embed.forward(pixels, batch, h, w)?;
         let mut tokens = prepend_cls(&patches, &self.cls_token, batch, self.num_patches())?;
-        self.interpolated_pos
-            .as_ref()
-            .unwrap_or(&self.pos_embed)
-            .add_to(&mut tokens)?;
+        let p = self.config.patch_size;
+        let (gh, gw) = (h / p, w / p);
+        let g = self.config.grid_size();
+        if (gh, gw) == (g, g) {
+            self.pos_embed.add_to(&mut tokens)?;
+        } else {
+            self.pos_embed.interpolate(1, gh, gw)?.add_to(&mut tokens)?;
+        }
         if let Some(ln) = &self.pre_layer_norm {
             ln.forward_inplace(&mut tokens)?;
         }
@@ -392,7 +395,7 @@ impl ClipVisionEncoder {
     /// - `pixels`: `[batch, C, H, W]` → `[batch, N + 1, D]` flat
     ///
     /// # Errors
-    /// [`VisionError::InvalidConfig`] (`num_hidden_layers`) for an index out of range;
+    /// [`VisionError::HiddenStateIndex`] for an index out of range;
     /// otherwise as [`ClipVisionEncoder::last_hidden_state`].
     pub fn hidden_state(
         &self,
@@ -440,14 +443,9 @@ impl ClipVisionEncoder {
         } else {
             Some(index.unsigned_abs()).filter(|&i| i <= depth)
         };
-        resolved.ok_or_else(|| VisionError::InvalidConfig {
-            path: None,
-            field: "num_hidden_layers",
-            value: depth.to_string(),
-            reason: format!(
-                "hidden state index {index} is outside -{}..={depth}",
-                depth + 1
-            ),
+        resolved.ok_or(VisionError::HiddenStateIndex {
+            index,
+            layers: depth,
         })
     }
 

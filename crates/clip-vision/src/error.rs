@@ -1,5 +1,6 @@
 //! `VisionError`: everything `clip-vision` can refuse, each with the values that were wrong.
 
+use clip_checkpoint::CheckpointError;
 use std::path::PathBuf;
 use thiserror::Error;
 use vit_tensor::TensorError;
@@ -49,98 +50,52 @@ pub enum VisionError {
         /// The name found.
         name: String,
     },
-    /// A file that could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A JSON file that does not parse into what it should hold.
-    #[error("{path}: {source}")]
+    /// Config JSON that does not parse, or holds a value of the wrong type
+    /// (`"hidden_size": "768"`).
+    #[error("{path}: not a valid CLIP vision config")]
     Json {
         /// The file.
         path: PathBuf,
-        /// The parser's error, with line and column.
+        /// The parser's error, naming the key's expected type.
         #[source]
         source: serde_json::Error,
     },
-    /// A checkpoint file whose structure is broken (header, offsets, sizes).
-    #[error("{path}: {reason}")]
-    Checkpoint {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A tensor the model needs that the checkpoint does not hold.
-    #[error("{path}: missing tensor {name:?}")]
-    MissingWeight {
-        /// The checkpoint (file or directory).
-        path: PathBuf,
-        /// The tensor name looked up.
-        name: String,
-    },
-    /// A tensor whose shape is not the one the config calls for.
-    #[error("{path}: tensor {name:?} has shape {got:?}, expected {expected:?}")]
-    WeightShape {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// The tensor.
-        name: String,
-        /// The shape the config calls for.
-        expected: Vec<usize>,
-        /// The shape stored.
-        got: Vec<usize>,
-    },
-    /// A tensor stored in a dtype that cannot be read as floats.
-    #[error("{path}: tensor {name:?} has dtype {dtype}, expected F32, F16 or BF16")]
-    UnsupportedDtype {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// The tensor.
-        name: String,
-        /// The dtype stored.
-        dtype: String,
-    },
+    /// A checkpoint that cannot be found, read, or holds tensors other than the config says
+    /// (missing, misshapen, foreign dtype, an extra block).
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     /// `image_embeds` asked of a model built without a visual projection.
     #[error("this model has no visual projection: use forward_batch (pooled output) instead")]
     NoProjection,
-    /// A `preprocessor_config.json` value the image processor cannot work with.
-    #[error("{path}: {key} = {value}: {reason}")]
-    InvalidPreprocessorConfig {
-        /// The file (`<string>` for JSON text).
-        path: PathBuf,
-        /// The JSON key.
-        key: &'static str,
-        /// The value found, rendered as JSON.
-        value: String,
-        /// Why it is refused.
-        reason: String,
+    /// A hidden-state index outside `-(L+1)..=L`.
+    #[error("hidden state index {index} is outside -{}..={layers} for a {layers}-layer tower", layers + 1)]
+    HiddenStateIndex {
+        /// The index asked for.
+        index: isize,
+        /// The tower's number of blocks `L`.
+        layers: usize,
     },
-    /// An image that cannot be decoded or preprocessed: not an image, a format or pixel type
-    /// this crate does not read, corrupt or truncated data.
-    #[error("{path}: {reason}")]
-    Image {
-        /// The file (`<in-memory image>` for an image passed as pixels).
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
+    /// An image processor whose output size is not the size the encoder takes.
+    #[error("{processor}: the preprocessing makes {got} images but the model takes {expected}")]
+    ProcessorMismatch {
+        /// Where the preprocessing came from (its config file, or `<defaults>`).
+        processor: PathBuf,
+        /// What the model takes, `H×W`, rendered.
+        expected: String,
+        /// What the processor makes, `H×W` (or "images of varying size"), rendered.
+        got: String,
     },
-    /// An image with more pixels than the processor's decompression-bomb limit, refused from
-    /// its header before its pixels are decoded.
-    #[error("{path}: {width}×{height} image has {} pixels, more than the limit of {limit}", *width as u64 * *height as u64)]
-    ImageTooLarge {
-        /// The file (`<in-memory image>` for an output size computed from pixels).
-        path: PathBuf,
-        /// Width in the header, in pixels.
-        width: u32,
-        /// Height in the header, in pixels.
-        height: u32,
-        /// The limit in force, in pixels.
-        limit: u64,
+    /// An image could not be decoded or preprocessed, or a processor config is invalid.
+    #[cfg(feature = "image")]
+    #[error(transparent)]
+    Preprocess(#[from] clip_preprocess::PreprocessError),
+    /// The worker threads could not be started.
+    #[error("cannot start {threads} worker threads: {reason}")]
+    ThreadPool {
+        /// Threads asked for.
+        threads: usize,
+        /// The operating system's reason.
+        reason: String,
     },
     /// A layer refused its inputs.
     #[error(transparent)]
@@ -166,19 +121,8 @@ impl VisionError {
         self
     }
 
-    /// An [`VisionError::Io`] for `path`.
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.into(),
-            source,
-        }
-    }
-
-    /// A [`VisionError::Checkpoint`] for `path`.
+    /// A [`CheckpointError::Invalid`] for `path`.
     pub(crate) fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Self::Checkpoint {
-            path: path.into(),
-            reason: reason.into(),
-        }
+        Self::Checkpoint(CheckpointError::invalid(path, reason))
     }
 }

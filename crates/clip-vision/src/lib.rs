@@ -28,17 +28,24 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod checkpoint;
 pub mod config;
 pub mod encoder;
 pub mod error;
+pub mod loader;
 #[cfg(feature = "image")]
-pub mod preprocess;
+pub mod pipeline;
+/// Reading checkpoint files: the `clip-checkpoint` crate.
+pub use clip_checkpoint as checkpoint;
+/// `CLIPImageProcessor`'s computation: the `clip-preprocess` crate (feature `image`).
+#[cfg(feature = "image")]
+pub use clip_preprocess as preprocess;
 
-pub use checkpoint::LoadOptions;
 pub use config::ClipVisionConfig;
 pub use encoder::ClipVisionEncoder;
 pub use error::{VisionError, VisionResult};
+pub use loader::LoadOptions;
+#[cfg(feature = "image")]
+pub use pipeline::{EmbedKind, ImageEmbedder, ImageEmbedderBuilder};
 #[cfg(feature = "image")]
 pub use preprocess::ImageProcessor;
 pub use vit_tensor::{Activation, LcgRng};

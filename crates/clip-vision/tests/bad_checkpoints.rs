@@ -3,6 +3,7 @@
 
 mod common;
 
+use clip_vision::checkpoint::CheckpointError;
 use clip_vision::{Activation, ClipVisionEncoder, LoadOptions, VisionError};
 use common::model_dir;
 use safetensors::{Dtype, SafeTensors};
@@ -83,7 +84,9 @@ fn a_missing_tensor_is_named() {
         raw.remove(gone);
     });
     match load_err(&dir) {
-        VisionError::MissingWeight { name, .. } => assert_eq!(name, gone),
+        VisionError::Checkpoint(CheckpointError::MissingTensor { name, .. }) => {
+            assert_eq!(name, gone)
+        }
         other => panic!("{other}"),
     }
 }
@@ -102,12 +105,12 @@ fn a_wrong_shape_names_tensor_and_both_shapes() {
         "{err}"
     );
     match err {
-        VisionError::WeightShape {
+        VisionError::Checkpoint(CheckpointError::TensorShape {
             name: n,
             expected,
             got,
             ..
-        } => {
+        }) => {
             assert_eq!((n.as_str(), expected, got), (name, vec![30], vec![29]))
         }
         other => panic!("{other}"),
@@ -124,9 +127,11 @@ fn an_unsupported_dtype_is_named() {
             t.2 = vec![0u8; 30 * width];
         });
         match load_err(&dir) {
-            VisionError::UnsupportedDtype {
-                name: n, dtype: d, ..
-            } => {
+            VisionError::Checkpoint(CheckpointError::UnsupportedDtype {
+                name: n,
+                dtype: d,
+                ..
+            }) => {
                 assert_eq!(n, name);
                 assert_eq!(d, format!("{dtype:?}"));
             }
@@ -163,12 +168,12 @@ fn config_and_weights_that_disagree_are_refused() {
     let (_tmp, dir) = copy_fixture("tiny-gelu-tanh");
     edit_config(&dir, "config.json", |v| v["hidden_size"] = 32.into());
     match load_err(&dir) {
-        VisionError::WeightShape {
+        VisionError::Checkpoint(CheckpointError::TensorShape {
             name,
             expected,
             got,
             ..
-        } => {
+        }) => {
             assert_eq!(name, "vision_model.embeddings.patch_embedding.weight");
             assert_eq!((expected[0], got[0]), (32, 30));
         }
@@ -179,21 +184,26 @@ fn config_and_weights_that_disagree_are_refused() {
     edit_config(&dir, "config.json", |v| v["num_hidden_layers"] = 1.into());
     let err = load_err(&dir);
     assert!(
-        matches!(err, VisionError::Checkpoint { .. }) && err.to_string().contains("layers.1"),
+        matches!(
+            err,
+            VisionError::Checkpoint(CheckpointError::Invalid { .. })
+        ) && err.to_string().contains("layers.1"),
         "{err}"
     );
     // A projection width that is not the tensor's.
     let (_tmp, dir) = copy_fixture("tiny-gelu-tanh");
     edit_config(&dir, "config.json", |v| v["projection_dim"] = 17.into());
     match load_err(&dir) {
-        VisionError::WeightShape { name, .. } => assert_eq!(name, "visual_projection.weight"),
+        VisionError::Checkpoint(CheckpointError::TensorShape { name, .. }) => {
+            assert_eq!(name, "visual_projection.weight")
+        }
         other => panic!("{other}"),
     }
     // An image size whose position table is not the stored one.
     let (_tmp, dir) = copy_fixture("tiny-gelu-tanh");
     edit_config(&dir, "config.json", |v| v["image_size"] = 28.into());
     match load_err(&dir) {
-        VisionError::WeightShape { name, .. } => {
+        VisionError::Checkpoint(CheckpointError::TensorShape { name, .. }) => {
             assert_eq!(name, "vision_model.embeddings.position_embedding.weight")
         }
         other => panic!("{other}"),
@@ -208,7 +218,10 @@ fn a_truncated_weights_file_is_refused() {
     std::fs::write(&file, &bytes[..bytes.len() - 100]).unwrap();
     let err = load_err(&dir);
     assert!(
-        matches!(err, VisionError::Checkpoint { .. }) && err.to_string().contains("truncated"),
+        matches!(
+            err,
+            VisionError::Checkpoint(CheckpointError::Invalid { .. })
+        ) && err.to_string().contains("truncated"),
         "{err}"
     );
 }
@@ -226,7 +239,9 @@ fn shards_that_are_missing_or_mislisted_are_refused() {
         .to_owned();
     std::fs::remove_file(dir.join(&shard)).unwrap();
     match load_err(&dir) {
-        VisionError::Io { path, .. } => assert!(path.ends_with(&shard), "{}", path.display()),
+        VisionError::Checkpoint(CheckpointError::Io { path, .. }) => {
+            assert!(path.ends_with(&shard), "{}", path.display())
+        }
         other => panic!("{other}"),
     }
 
@@ -302,6 +317,6 @@ fn directories_without_usable_weights_say_why() {
     // A path that is neither a file nor a hub id.
     assert!(matches!(
         load_err(Path::new("/nonexistent/model")),
-        VisionError::Io { .. }
+        VisionError::Checkpoint(CheckpointError::Io { .. })
     ));
 }

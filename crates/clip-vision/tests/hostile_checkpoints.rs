@@ -5,6 +5,7 @@
 //! header, then the data), so the tests show exactly what the reader is given.
 
 use clip_vision::checkpoint::store::TensorStore;
+use clip_vision::checkpoint::CheckpointError;
 use clip_vision::{ClipVisionEncoder, VisionError};
 use std::path::{Path, PathBuf};
 
@@ -27,13 +28,13 @@ fn open_err(path: &Path) -> VisionError {
         }
         Ok(())
     });
-    result.expect_err("the file must be refused")
+    VisionError::from(result.expect_err("the file must be refused"))
 }
 
 /// Asserts a `Checkpoint` error for `path` whose reason contains `needle`.
 fn assert_refused(path: &Path, needle: &str) {
     match open_err(path) {
-        VisionError::Checkpoint { path: p, reason } => {
+        VisionError::Checkpoint(CheckpointError::Invalid { path: p, reason }) => {
             assert_eq!(p, path, "the error names the file");
             assert!(reason.contains(needle), "{needle:?} not in {reason:?}");
         }
@@ -189,7 +190,7 @@ fn a_well_formed_file_of_the_wrong_content_is_a_missing_weight() {
         &[0; 4],
     );
     match ClipVisionEncoder::from_pretrained(&dir).unwrap_err() {
-        VisionError::MissingWeight { path, name } => {
+        VisionError::Checkpoint(CheckpointError::MissingTensor { path, name }) => {
             assert!(path.ends_with("model.safetensors"));
             assert!(name.contains("patch_embedding"), "{name}");
         }
@@ -240,7 +241,7 @@ fn absurd_configs_are_refused_before_any_weight_is_read() {
         std::fs::write(dir.join("config.json"), config).unwrap();
         let err = ClipVisionEncoder::from_pretrained(&dir).unwrap_err();
         assert!(
-            matches!(&err, VisionError::Json { path, .. } | VisionError::Checkpoint { path, .. } if path.ends_with("config.json")),
+            matches!(&err, VisionError::Json { path, .. } | VisionError::Checkpoint(CheckpointError::Json { path, .. } | CheckpointError::Invalid { path, .. }) if path.ends_with("config.json")),
             "{config}: {err}"
         );
     }

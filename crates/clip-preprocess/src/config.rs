@@ -6,8 +6,8 @@
 //! understood: `"size": 224` (shortest edge, since CLIP's `default_to_square` is false),
 //! `"crop_size": 224` (a square), `[height, width]` lists, a scalar `image_mean`.
 
-use super::resize::Resample;
-use crate::error::{VisionError, VisionResult};
+use crate::error::{PreprocessError, PreprocessResult};
+use crate::resize::Resample;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -46,7 +46,7 @@ impl ResizeTarget {
     /// (`size * long` is exact in `f64` for any size this crate accepts).
     ///
     /// ```
-    /// use clip_vision::preprocess::ResizeTarget;
+    /// use clip_preprocess::ResizeTarget;
     /// assert_eq!(ResizeTarget::ShortestEdge(224).output_size(480, 640), (224, 298)); // 298.67
     /// assert_eq!(ResizeTarget::ShortestEdge(224).output_size(640, 480), (298, 224));
     /// assert_eq!(ResizeTarget::Exact { height: 10, width: 20 }.output_size(480, 640), (10, 20));
@@ -86,14 +86,14 @@ pub struct CropSize {
 /// The settings of `CLIPImageProcessor`, key for key.
 ///
 /// ```
-/// use clip_vision::preprocess::{PreprocessorConfig, ResizeTarget};
+/// use clip_preprocess::{PreprocessorConfig, ResizeTarget};
 /// // openai/clip-vit-large-patch14-336 ships the legacy integer forms:
 /// let cfg = PreprocessorConfig::from_json_str(r#"{"crop_size": 336, "size": 336,
 ///     "do_center_crop": true, "resample": 3, "feature_extractor_type": "CLIPFeatureExtractor"}"#)?;
 /// assert_eq!(cfg.size, ResizeTarget::ShortestEdge(336));
 /// assert_eq!((cfg.crop_size.height, cfg.crop_size.width), (336, 336));
 /// assert_eq!(cfg.output_size(480, 640), (336, 336));
-/// # Ok::<(), clip_vision::VisionError>(())
+/// # Ok::<(), clip_preprocess::PreprocessError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreprocessorConfig {
@@ -153,10 +153,10 @@ impl PreprocessorConfig {
     /// Parses a `preprocessor_config.json` object from JSON text and validates it.
     ///
     /// # Errors
-    /// [`VisionError::Json`] (path `<string>`) when it does not parse;
-    /// [`VisionError::InvalidPreprocessorConfig`] for a value of the wrong type or range.
-    pub fn from_json_str(json: &str) -> VisionResult<Self> {
-        let value: Value = serde_json::from_str(json).map_err(|source| VisionError::Json {
+    /// [`PreprocessError::Json`] (path `<string>`) when it does not parse;
+    /// [`PreprocessError::InvalidConfig`] for a value of the wrong type or range.
+    pub fn from_json_str(json: &str) -> PreprocessResult<Self> {
+        let value: Value = serde_json::from_str(json).map_err(|source| PreprocessError::Json {
             path: FROM_STRING.into(),
             source,
         })?;
@@ -166,25 +166,27 @@ impl PreprocessorConfig {
     /// Reads and validates a `preprocessor_config.json` file.
     ///
     /// # Errors
-    /// [`VisionError::Io`], [`VisionError::Json`] or
-    /// [`VisionError::InvalidPreprocessorConfig`], each naming the file.
-    pub fn from_file(path: impl AsRef<Path>) -> VisionResult<Self> {
+    /// [`PreprocessError::Io`], [`PreprocessError::Json`] or
+    /// [`PreprocessError::InvalidConfig`], each naming the file.
+    pub fn from_file(path: impl AsRef<Path>) -> PreprocessResult<Self> {
         let path = path.as_ref();
         let value = read_json(path)?;
         Self::from_value(&value, path)
     }
 
-    /// The config of a checkpoint: `path` is a `preprocessor_config.json` file, or a
-    /// directory holding one. A directory without one gets the defaults, with `size` and
+    /// The config of a checkpoint: `path` is a `preprocessor_config.json` file, a directory
+    /// holding one, or a hub id (`ORG/NAME[@REV]`) found in the local HF cache (see
+    /// [`clip_checkpoint::resolve`]). A directory without one gets the defaults, with `size` and
     /// `crop_size` set to the `image_size` of its `config.json` (top level, or inside
     /// `vision_config` for a full `CLIPModel` config) when there is one.
     ///
     /// # Errors
-    /// As [`PreprocessorConfig::from_file`]; [`VisionError::Io`] when `path` does not exist.
-    pub fn from_pretrained(path: impl AsRef<Path>) -> VisionResult<Self> {
-        let path = path.as_ref();
-        let meta = std::fs::metadata(path).map_err(|e| VisionError::io(path, e))?;
-        if !meta.is_dir() {
+    /// As [`PreprocessorConfig::from_file`]; [`PreprocessError::Checkpoint`] when `path`
+    /// does not exist and is not a hub id in the cache.
+    pub fn from_pretrained(path: impl AsRef<Path>) -> PreprocessResult<Self> {
+        let resolved = clip_checkpoint::resolve(path.as_ref())?;
+        let path = resolved.as_path();
+        if !path.is_dir() {
             return Self::from_file(path);
         }
         let file = path.join("preprocessor_config.json");
@@ -216,8 +218,8 @@ impl PreprocessorConfig {
     /// finite, no standard deviation zero.
     ///
     /// # Errors
-    /// [`VisionError::InvalidPreprocessorConfig`] (path `<config>`) naming the key.
-    pub fn validate(&self) -> VisionResult<()> {
+    /// [`PreprocessError::InvalidConfig`] (path `<config>`) naming the key.
+    pub fn validate(&self) -> PreprocessResult<()> {
         self.validate_at(Path::new(FROM_CODE))
     }
 
@@ -240,7 +242,7 @@ impl PreprocessorConfig {
         }
     }
 
-    fn validate_at(&self, path: &Path) -> VisionResult<()> {
+    fn validate_at(&self, path: &Path) -> PreprocessResult<()> {
         let bad =
             |key: &'static str, value: String, reason: &str| Err(invalid(path, key, value, reason));
         let sizes = match self.size {
@@ -282,7 +284,7 @@ impl PreprocessorConfig {
     }
 
     /// Reads the keys of a parsed JSON object.
-    fn from_value(value: &Value, path: &Path) -> VisionResult<Self> {
+    fn from_value(value: &Value, path: &Path) -> PreprocessResult<Self> {
         let obj = value.as_object().ok_or_else(|| {
             invalid(
                 path,
@@ -341,16 +343,13 @@ impl PreprocessorConfig {
     }
 }
 
-fn read_json(path: &Path) -> VisionResult<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| VisionError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|source| VisionError::Json {
-        path: path.into(),
-        source,
-    })
+/// The file's JSON, read with clip-checkpoint's size limit.
+fn read_json(path: &Path) -> PreprocessResult<Value> {
+    Ok(clip_checkpoint::read_json(path)?)
 }
 
-fn invalid(path: &Path, key: &'static str, value: String, reason: &str) -> VisionError {
-    VisionError::InvalidPreprocessorConfig {
+fn invalid(path: &Path, key: &'static str, value: String, reason: &str) -> PreprocessError {
+    PreprocessError::InvalidConfig {
         path: PathBuf::from(path),
         key,
         value,
@@ -372,7 +371,7 @@ fn flag(
     path: &Path,
     name: &'static str,
     default: bool,
-) -> VisionResult<bool> {
+) -> PreprocessResult<bool> {
     match key(obj, name) {
         None => Ok(default),
         Some(v) => v
@@ -381,7 +380,7 @@ fn flag(
     }
 }
 
-fn positive_int(v: &Value, path: &Path, name: &'static str) -> VisionResult<usize> {
+fn positive_int(v: &Value, path: &Path, name: &'static str) -> PreprocessResult<usize> {
     v.as_u64()
         .filter(|n| *n > 0)
         .and_then(|n| usize::try_from(n).ok())
@@ -394,7 +393,7 @@ fn height_width(
     v: &Value,
     path: &Path,
     name: &'static str,
-) -> VisionResult<Option<(usize, usize)>> {
+) -> PreprocessResult<Option<(usize, usize)>> {
     let pair = match v {
         Value::Array(items) if items.len() == 2 => (&items[0], &items[1]),
         Value::Object(o) if set_keys(o) == ["height", "width"] => (&o["height"], &o["width"]),
@@ -419,7 +418,7 @@ fn set_keys(o: &Map<String, Value>) -> Vec<&str> {
 
 /// `size`: transformers' `get_size_dict(size, default_to_square)`, restricted to the forms
 /// this crate implements (`shortest_edge` alone, or `height` and `width`).
-fn parse_size(v: &Value, path: &Path, default_to_square: bool) -> VisionResult<ResizeTarget> {
+fn parse_size(v: &Value, path: &Path, default_to_square: bool) -> PreprocessResult<ResizeTarget> {
     if v.is_number() {
         let n = positive_int(v, path, "size")?;
         return Ok(if default_to_square {
@@ -452,7 +451,7 @@ fn parse_size(v: &Value, path: &Path, default_to_square: bool) -> VisionResult<R
 }
 
 /// `crop_size`: an integer is a square (`get_size_dict(crop_size)` defaults to square).
-fn parse_crop(v: &Value, path: &Path) -> VisionResult<CropSize> {
+fn parse_crop(v: &Value, path: &Path) -> PreprocessResult<CropSize> {
     if v.is_number() {
         let n = positive_int(v, path, "crop_size")?;
         return Ok(CropSize {
@@ -477,7 +476,7 @@ fn per_channel(
     path: &Path,
     name: &'static str,
     default: [f64; 3],
-) -> VisionResult<[f64; 3]> {
+) -> PreprocessResult<[f64; 3]> {
     let Some(v) = key(obj, name) else {
         return Ok(default);
     };
@@ -674,7 +673,9 @@ mod tests {
         let missing = dir.join("nope");
         assert!(matches!(
             PreprocessorConfig::from_pretrained(&missing),
-            Err(VisionError::Io { .. })
+            Err(PreprocessError::Checkpoint(
+                clip_checkpoint::CheckpointError::Io { .. }
+            ))
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }

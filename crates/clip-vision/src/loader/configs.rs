@@ -1,4 +1,5 @@
-//! The config files a checkpoint directory may hold, read into a [`ClipVisionConfig`].
+//! The config files a checkpoint directory may hold, read into a [`ClipVisionConfig`] — or,
+//! for OpenAI weights that come without one, the config read off the tensor shapes.
 //!
 //! - `config.json` of transformers: a `CLIPVisionConfig` at top level, or a `CLIPConfig` with
 //!   `vision_config` nested (the projection width then comes from the top level, as
@@ -11,31 +12,13 @@
 //! feature this crate does not implement (timm backbones, LayerScale, attentional pooling,
 //! …) is an error naming the key, never ignored.
 
+use super::names::{self, Naming};
+use super::LoadOptions;
 use crate::config::ClipVisionConfig;
 use crate::error::{VisionError, VisionResult};
+use clip_checkpoint::Tensors;
 use serde_json::{Map, Value};
 use std::path::Path;
-
-/// Largest config file read (real ones are a few kB).
-pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
-
-/// Reads a JSON file of at most [`MAX_CONFIG_BYTES`] into a value.
-pub fn read_json(path: &Path) -> VisionResult<Value> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| VisionError::io(path, e))?
-        .len();
-    if len > MAX_CONFIG_BYTES {
-        return Err(VisionError::checkpoint(
-            path,
-            format!("{len}-byte JSON file exceeds the {MAX_CONFIG_BYTES}-byte limit for configs"),
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| VisionError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|source| VisionError::Json {
-        path: path.into(),
-        source,
-    })
-}
 
 fn as_object<'a>(path: &Path, v: &'a Value, what: &str) -> VisionResult<&'a Map<String, Value>> {
     v.as_object()
@@ -287,6 +270,109 @@ pub fn from_open_clip_config(
     ))
 }
 
+fn dims(tower: &Tensors<'_>, name: &str, rank: usize) -> VisionResult<Vec<usize>> {
+    let shape = tower.shape(name)?.to_vec();
+    if shape.len() != rank {
+        return Err(VisionError::checkpoint(
+            tower.store().root(),
+            format!(
+                "tensor {:?} has shape {shape:?}, expected {rank} dimensions",
+                tower.name(name)
+            ),
+        ));
+    }
+    Ok(shape)
+}
+
+/// The architecture of an OpenAI-named tower without a config, read off its tensor shapes;
+/// the head count (OpenAI's `width / 64` unless told) and the activation cannot be, so they
+/// come from `opts`.
+///
+/// # Errors
+/// [`VisionError::Checkpoint`] for shapes that do not describe a ViT;
+/// [`VisionError::InvalidConfig`] when the activation is not given, or the head count
+/// cannot be inferred.
+pub fn infer_from_shapes(
+    tower: &Tensors<'_>,
+    naming: &Naming,
+    opts: &LoadOptions,
+) -> VisionResult<ClipVisionConfig> {
+    let conv = dims(tower, naming.patch, 4)?;
+    let (d, c, p) = (conv[0], conv[1], conv[2]);
+    if conv[3] != p {
+        return Err(VisionError::checkpoint(
+            tower.store().root(),
+            format!(
+                "{} has a non-square kernel {conv:?}",
+                tower.name(naming.patch)
+            ),
+        ));
+    }
+    let pos = dims(tower, naming.positions, 2)?;
+    let grid = ((pos[0].saturating_sub(1)) as f64).sqrt().round() as usize;
+    if grid == 0 || grid * grid + 1 != pos[0] {
+        return Err(VisionError::checkpoint(
+            tower.store().root(),
+            format!(
+                "{} has {} rows, not 1 + a square number of patches",
+                tower.name(naming.positions),
+                pos[0]
+            ),
+        ));
+    }
+    let layers = names::count_blocks(tower, naming);
+    let intermediate = if layers > 0 {
+        dims(
+            tower,
+            &format!("{}.0.{}.weight", naming.blocks, naming.fc1),
+            2,
+        )?[0]
+    } else {
+        4 * d
+    };
+    let projection_dim = match naming.projection {
+        names::ProjectionName::InTowerTransposed(proj) if tower.contains(proj) => {
+            dims(tower, proj, 2)?[1]
+        }
+        _ => d,
+    };
+    let heads = match opts.num_attention_heads {
+        Some(h) => h,
+        None if d % 64 == 0 => d / 64,
+        None => {
+            return Err(VisionError::InvalidConfig {
+                path: None,
+                field: "num_attention_heads",
+                value: "unknown".into(),
+                reason: format!(
+                    "the checkpoint has no config and its width {d} is not a multiple of OpenAI's head width 64: \
+                     pass LoadOptions::num_attention_heads"
+                ),
+            })
+        }
+    };
+    let activation = opts.activation.ok_or_else(|| VisionError::InvalidConfig {
+        path: None,
+        field: "hidden_act",
+        value: "unknown".into(),
+        reason: "the checkpoint has no config naming its activation: pass LoadOptions::activation \
+                 (OpenAI weights use quick_gelu, most LAION ones gelu)"
+            .into(),
+    })?;
+    Ok(ClipVisionConfig {
+        hidden_size: d,
+        intermediate_size: intermediate,
+        num_hidden_layers: layers,
+        num_attention_heads: heads,
+        num_channels: c,
+        image_size: grid * p,
+        patch_size: p,
+        hidden_act: activation.hf_name().into(),
+        layer_norm_eps: 1e-5,
+        projection_dim,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,7 +421,7 @@ mod tests {
             hf(r#"{"hidden_size": "wide"}"#),
             Err(VisionError::Json { .. })
         ));
-        assert!(matches!(hf("[1]"), Err(VisionError::Checkpoint { .. })));
+        assert!(matches!(hf("[1]"), Err(VisionError::Checkpoint(_))));
     }
 
     #[test]
@@ -407,7 +493,7 @@ mod tests {
         );
         assert!(matches!(
             oc(r#"{"vision_cfg": {}}"#),
-            Err(VisionError::Checkpoint { .. })
+            Err(VisionError::Checkpoint(_))
         ));
     }
 }

@@ -1,13 +1,13 @@
 //! `ImageProcessor`: decode → RGB → resize → center crop → rescale → normalise, as HF
 //! `CLIPImageProcessor` with the PIL backend computes it.
 
-use super::config::PreprocessorConfig;
-use super::convert::to_rgb8;
-use super::crop::{place, CropAxis};
-use super::decode::{self, DEFAULT_MAX_PIXELS};
-use super::normalize::Normalizer;
-use super::resize::resize_rgb8_region;
-use crate::error::{VisionError, VisionResult};
+use crate::config::PreprocessorConfig;
+use crate::convert::to_rgb8;
+use crate::crop::{place, CropAxis};
+use crate::decode::{self, DEFAULT_MAX_PIXELS};
+use crate::error::{PreprocessError, PreprocessResult};
+use crate::normalize::Normalizer;
+use crate::resize::resize_rgb8_region;
 use image::{DynamicImage, RgbImage};
 use std::path::Path;
 
@@ -17,10 +17,10 @@ const IN_MEMORY: &str = "<in-memory image>";
 /// transformers' `CLIPImageProcessor` (PIL backend): images in, `pixel_values` out.
 ///
 /// One image gives `[3, H, W]` CHW `f32` (`H × W` = the crop size, or the resized size when
-/// `do_center_crop` is false), the layout [`crate::ClipVisionEncoder`] takes.
+/// `do_center_crop` is false), the layout `clip_vision::ClipVisionEncoder` takes.
 ///
 /// ```
-/// use clip_vision::ImageProcessor;
+/// use clip_preprocess::ImageProcessor;
 /// use image::{DynamicImage, RgbImage, Rgb};
 /// let processor = ImageProcessor::default(); // OpenAI CLIP, 224 px
 /// let photo = DynamicImage::ImageRgb8(RgbImage::from_pixel(640, 480, Rgb([200, 100, 50])));
@@ -30,7 +30,7 @@ const IN_MEMORY: &str = "<in-memory image>";
 /// let levels = processor.resize_and_crop(&photo)?;
 /// assert_eq!((levels.width(), levels.height()), (224, 224));
 /// assert_eq!(levels.get_pixel(0, 0).0, [200, 100, 50]);
-/// # Ok::<(), clip_vision::VisionError>(())
+/// # Ok::<(), clip_preprocess::PreprocessError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct ImageProcessor {
@@ -55,8 +55,8 @@ impl ImageProcessor {
     /// A processor for `config`, with the default pixel limit.
     ///
     /// # Errors
-    /// [`VisionError::InvalidPreprocessorConfig`] when the config does not validate.
-    pub fn new(config: PreprocessorConfig) -> VisionResult<Self> {
+    /// [`PreprocessError::InvalidConfig`] when the config does not validate.
+    pub fn new(config: PreprocessorConfig) -> PreprocessResult<Self> {
         config.validate()?;
         Ok(Self {
             normalizer: Normalizer::new(&config),
@@ -67,13 +67,14 @@ impl ImageProcessor {
 
     /// The processor of a checkpoint: `path` is a directory holding
     /// `preprocessor_config.json` (or, lacking one, a `config.json` whose `image_size` is
-    /// used with the defaults), or the path of a preprocessor config file. See
+    /// used with the defaults), the path of a preprocessor config file, or a hub id in the
+    /// local HF cache. See
     /// [`PreprocessorConfig::from_pretrained`].
     ///
     /// # Errors
-    /// [`VisionError::Io`], [`VisionError::Json`] or
-    /// [`VisionError::InvalidPreprocessorConfig`], naming the file.
-    pub fn from_pretrained(path: impl AsRef<Path>) -> VisionResult<Self> {
+    /// [`PreprocessError::Checkpoint`] (not found, unreadable, not JSON) or
+    /// [`PreprocessError::InvalidConfig`], naming the file.
+    pub fn from_pretrained(path: impl AsRef<Path>) -> PreprocessResult<Self> {
         Self::new(PreprocessorConfig::from_pretrained(path)?)
     }
 
@@ -100,11 +101,11 @@ impl ImageProcessor {
         self.config.output_size(height, width)
     }
 
-    /// Decodes an image file under this processor's pixel limit (see [`super::decode`]).
+    /// Decodes an image file under this processor's pixel limit (see [`crate::decode`]).
     ///
     /// # Errors
     /// As [`decode::open`].
-    pub fn open(&self, path: impl AsRef<Path>) -> VisionResult<DynamicImage> {
+    pub fn open(&self, path: impl AsRef<Path>) -> PreprocessResult<DynamicImage> {
         decode::open(path.as_ref(), self.max_pixels)
     }
 
@@ -114,10 +115,10 @@ impl ImageProcessor {
     /// - returns: `[3, H, W]`, `(H, W)` = [`ImageProcessor::output_size`]
     ///
     /// # Errors
-    /// [`VisionError::Image`] for an image without pixels, or a non-RGB image when
-    /// `do_convert_rgb` is false; [`VisionError::ImageTooLarge`] when the output would exceed
+    /// [`PreprocessError::Image`] for an image without pixels, or a non-RGB image when
+    /// `do_convert_rgb` is false; [`PreprocessError::ImageTooLarge`] when the output would exceed
     /// the pixel limit (only possible without `do_center_crop`).
-    pub fn preprocess(&self, image: &DynamicImage) -> VisionResult<Vec<f32>> {
+    pub fn preprocess(&self, image: &DynamicImage) -> PreprocessResult<Vec<f32>> {
         let (levels, _, _) = self.levels(image, Path::new(IN_MEMORY))?;
         Ok(self.normalizer.to_chw(&levels))
     }
@@ -129,9 +130,24 @@ impl ImageProcessor {
     ///
     /// # Errors
     /// As [`ImageProcessor::open`] and [`ImageProcessor::preprocess`], naming the file.
-    pub fn preprocess_path(&self, path: impl AsRef<Path>) -> VisionResult<Vec<f32>> {
+    pub fn preprocess_path(&self, path: impl AsRef<Path>) -> PreprocessResult<Vec<f32>> {
         let path = path.as_ref();
         let image = self.open(path)?;
+        let (levels, _, _) = self.levels(&image, path)?;
+        Ok(self.normalizer.to_chw(&levels))
+    }
+
+    /// Decodes and preprocesses one encoded image held in memory (the bytes of a JPEG, PNG,
+    /// … file: an archive member, an HTTP body).
+    ///
+    /// # Shapes
+    /// - returns: `[3, H, W]`
+    ///
+    /// # Errors
+    /// As [`decode::decode`] and [`ImageProcessor::preprocess`], naming `<in-memory image>`.
+    pub fn preprocess_bytes(&self, bytes: &[u8]) -> PreprocessResult<Vec<f32>> {
+        let path = Path::new(IN_MEMORY);
+        let image = decode::decode(bytes, path, self.max_pixels)?;
         let (levels, _, _) = self.levels(&image, path)?;
         Ok(self.normalizer.to_chw(&levels))
     }
@@ -141,22 +157,26 @@ impl ImageProcessor {
     ///
     /// # Errors
     /// As [`ImageProcessor::preprocess`].
-    pub fn resize_and_crop(&self, image: &DynamicImage) -> VisionResult<RgbImage> {
+    pub fn resize_and_crop(&self, image: &DynamicImage) -> PreprocessResult<RgbImage> {
         let (levels, h, w) = self.levels(image, Path::new(IN_MEMORY))?;
         let (h, w) = (saturate(h), saturate(w));
-        RgbImage::from_raw(w, h, levels).ok_or_else(|| VisionError::Image {
+        RgbImage::from_raw(w, h, levels).ok_or_else(|| PreprocessError::Image {
             path: IN_MEMORY.into(),
             reason: format!("{w}×{h} output does not fit an image buffer"),
         })
     }
 
     /// `[H, W, 3]` levels of the resized and cropped image, with `H` and `W`.
-    fn levels(&self, image: &DynamicImage, path: &Path) -> VisionResult<(Vec<u8>, usize, usize)> {
+    fn levels(
+        &self,
+        image: &DynamicImage,
+        path: &Path,
+    ) -> PreprocessResult<(Vec<u8>, usize, usize)> {
         let cfg = &self.config;
         let rgb = to_rgb8(image, cfg.do_convert_rgb, path)?;
         let (in_h, in_w) = (rgb.height() as usize, rgb.width() as usize);
         if in_h == 0 || in_w == 0 {
-            return Err(VisionError::Image {
+            return Err(PreprocessError::Image {
                 path: path.into(),
                 reason: format!("image has no pixels ({in_w}×{in_h})"),
             });
@@ -171,7 +191,7 @@ impl ImageProcessor {
             (CropAxis::whole(rh), CropAxis::whole(rw))
         };
         if (rows.len as u128) * (cols.len as u128) > u128::from(self.max_pixels) {
-            return Err(VisionError::ImageTooLarge {
+            return Err(PreprocessError::ImageTooLarge {
                 path: path.into(),
                 width: saturate(cols.len),
                 height: saturate(rows.len),
@@ -198,8 +218,8 @@ fn saturate(n: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::preprocess::config::{CropSize, ResizeTarget};
-    use crate::preprocess::resize::{resize_rgb8, Resample};
+    use crate::config::{CropSize, ResizeTarget};
+    use crate::resize::{resize_rgb8, Resample};
     use image::{GrayImage, ImageBuffer, Luma, Rgb, Rgba, RgbaImage};
 
     fn noise_image(w: u32, h: u32, seed: u32) -> DynamicImage {
@@ -368,7 +388,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                VisionError::ImageTooLarge {
+                PreprocessError::ImageTooLarge {
                     width: 224,
                     height: 22_400,
                     ..

@@ -13,16 +13,16 @@
 //! the fixed-point coefficients) moves only 0.002–0.03 % of values by one level, which the
 //! contract alone would let through. WebP is held to the contract only (`image-webp` is a
 //! separate implementation of libwebp's decoder that happens to agree today).
-#![cfg(feature = "image")]
 
-mod common;
-
-use clip_vision::preprocess::{ImageProcessor, PreprocessorConfig, DEFAULT_MAX_PIXELS};
-use clip_vision::VisionError;
-use common::fixtures_dir;
+use clip_preprocess::{ImageProcessor, PreprocessError, PreprocessorConfig, DEFAULT_MAX_PIXELS};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 use std::path::PathBuf;
+
+/// The workspace's `fixtures/` directory.
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
 
 /// Worst level difference allowed anywhere.
 const MAX_LEVEL_DIFF: u8 = 1;
@@ -228,7 +228,7 @@ fn processor_configs_written_by_transformers_parse() {
 #[test]
 fn model_directory_without_preprocessor_config_uses_its_image_size() {
     // The tiny fixtures are saved with save_pretrained: config.json, no preprocessor config.
-    let p = ImageProcessor::from_pretrained(common::model_dir("tiny-gelu")).unwrap();
+    let p = ImageProcessor::from_pretrained(fixtures_dir().join("models/tiny-gelu")).unwrap();
     assert_eq!(p.output_size(480, 640), (30, 30));
 }
 
@@ -265,7 +265,7 @@ fn broken_files_are_errors_naming_the_file() {
     assert!(msg(&dir).ends_with("is a directory, not an image file"));
     assert!(matches!(
         p.preprocess_path(tmp.join("missing.jpg")),
-        Err(VisionError::Io { .. })
+        Err(PreprocessError::Io { .. })
     ));
     // The pixel limit applies to files, from their header.
     let small = ImageProcessor::default().with_max_pixels(100_000);
@@ -275,7 +275,7 @@ fn broken_files_are_errors_naming_the_file() {
     assert!(
         matches!(
             e,
-            VisionError::ImageTooLarge {
+            PreprocessError::ImageTooLarge {
                 width: 1080,
                 height: 1120,
                 limit: 100_000,

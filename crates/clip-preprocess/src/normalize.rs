@@ -5,7 +5,7 @@
 //! cast to `float32` first. Every step is one IEEE operation with round-to-nearest, so the
 //! result for a level is fully determined; a 256-entry table per channel holds it.
 
-use super::config::PreprocessorConfig;
+use crate::config::PreprocessorConfig;
 
 /// Per-channel tables `level → output value`.
 #[derive(Debug, Clone)]

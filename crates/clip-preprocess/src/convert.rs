@@ -13,7 +13,7 @@
 //! - 32-bit float images (TIFF) have no PIL counterpart that survives `convert("RGB")`; they
 //!   are mapped `[0, 1] → [0, 255]` with rounding and clamping.
 
-use crate::error::{VisionError, VisionResult};
+use crate::error::{PreprocessError, PreprocessResult};
 use image::{DynamicImage, RgbImage};
 use std::borrow::Cow;
 use std::path::Path;
@@ -43,13 +43,13 @@ pub(crate) fn over_white(v: u8, a: u8) -> u8 {
 /// as 8-bit RGB, is accepted).
 ///
 /// # Errors
-/// [`VisionError::Image`] naming `path` when `do_convert_rgb` is false and the image is not
+/// [`PreprocessError::Image`] naming `path` when `do_convert_rgb` is false and the image is not
 /// RGB.
 pub(crate) fn to_rgb8<'a>(
     image: &'a DynamicImage,
     do_convert_rgb: bool,
     path: &Path,
-) -> VisionResult<Cow<'a, RgbImage>> {
+) -> PreprocessResult<Cow<'a, RgbImage>> {
     let (w, h) = (image.width(), image.height());
     let rgb = |f: &dyn Fn(u32, u32) -> [u8; 3]| -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| image::Rgb(f(x, y)))
@@ -64,7 +64,7 @@ pub(crate) fn to_rgb8<'a>(
             out
         }
         _ if !do_convert_rgb => {
-            return Err(VisionError::Image {
+            return Err(PreprocessError::Image {
                 path: path.into(),
                 reason: format!(
                     "do_convert_rgb is false but the image is {:?}, not RGB (transformers fails on it too)",

@@ -4,7 +4,7 @@
 //! out by huggingface_hub as `models--ORG--NAME/{refs/main, snapshots/<commit>/…, blobs/…}`.
 //! Nothing is downloaded.
 
-use crate::error::{VisionError, VisionResult};
+use crate::error::{CheckpointError, CheckpointResult};
 use std::path::{Path, PathBuf};
 
 /// Whether `s` has the form of a hub id `ORG/NAME` (optionally `@REVISION`).
@@ -42,15 +42,15 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// `snapshots/`. With no `refs/main` and a single snapshot, that snapshot is taken.
 ///
 /// # Errors
-/// [`VisionError::Checkpoint`] saying what was looked for and where.
-pub fn resolve_in(cache: &Path, repo_id: &str) -> VisionResult<PathBuf> {
+/// [`CheckpointError::Invalid`] saying what was looked for and where.
+pub fn resolve_in(cache: &Path, repo_id: &str) -> CheckpointResult<PathBuf> {
     let (id, revision) = match repo_id.split_once('@') {
         Some((id, rev)) => (id, Some(rev)),
         None => (repo_id, None),
     };
     let repo = cache.join(format!("models--{}", id.replace('/', "--")));
     if !repo.is_dir() {
-        return Err(VisionError::checkpoint(
+        return Err(CheckpointError::invalid(
             &repo,
             format!(
                 "{id:?} is not a local path and is not in the HF cache (nothing is downloaded)"
@@ -62,21 +62,21 @@ pub fn resolve_in(cache: &Path, repo_id: &str) -> VisionResult<PathBuf> {
     let by_ref = repo.join("refs").join(branch);
     let commit = if by_ref.is_file() {
         std::fs::read_to_string(&by_ref)
-            .map_err(|e| VisionError::io(&by_ref, e))?
+            .map_err(|e| CheckpointError::io(&by_ref, e))?
             .trim()
             .to_owned()
     } else if let Some(rev) = revision {
         rev.to_owned()
     } else {
         let mut all: Vec<String> = std::fs::read_dir(&snapshots)
-            .map_err(|e| VisionError::io(&snapshots, e))?
+            .map_err(|e| CheckpointError::io(&snapshots, e))?
             .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
             .collect();
         match all.len() {
             1 => all.remove(0),
             n => {
                 all.sort();
-                return Err(VisionError::checkpoint(
+                return Err(CheckpointError::invalid(
                     &repo,
                     format!("no refs/main and {n} snapshots {all:?}: name one as {id}@REVISION"),
                 ));
@@ -84,14 +84,14 @@ pub fn resolve_in(cache: &Path, repo_id: &str) -> VisionResult<PathBuf> {
         }
     };
     if commit.is_empty() || commit.contains(['/', '\\']) || commit.starts_with('.') {
-        return Err(VisionError::checkpoint(
+        return Err(CheckpointError::invalid(
             &repo,
             format!("invalid revision {commit:?}"),
         ));
     }
     let snapshot = snapshots.join(&commit);
     if !snapshot.is_dir() {
-        return Err(VisionError::checkpoint(
+        return Err(CheckpointError::invalid(
             &snapshot,
             format!("revision {branch:?} points at a snapshot that is not in the cache"),
         ));

@@ -28,18 +28,24 @@
 //! only `resample` 3 (bicubic) and 2 (bilinear) are implemented; `size` with
 //! `longest_edge` or `max_height`/`max_width` is refused.
 //!
-//! This module exists only with the `image` cargo feature (on by default), so crates that
-//! only run the encoder on ready-made pixels pull in no image codec.
+//! It does **not** know or run any model (the image size it crops to comes from the config),
+//! and depends on no `vit-*` crate: `clip-vision` re-exports it as `clip_vision::preprocess`
+//! under its `image` feature, so crates that only run the encoder on ready-made pixels pull
+//! in no image codec.
+#![forbid(unsafe_code)]
 
 pub mod config;
 mod convert;
 mod crop;
 pub mod decode;
+pub mod error;
 mod normalize;
 mod processor;
 pub mod resize;
 
 pub use config::{CropSize, PreprocessorConfig, ResizeTarget, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD};
 pub use decode::DEFAULT_MAX_PIXELS;
+pub use error::{PreprocessError, PreprocessResult};
+pub use image;
 pub use processor::ImageProcessor;
 pub use resize::Resample;

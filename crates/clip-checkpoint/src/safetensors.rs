@@ -8,7 +8,7 @@
 //! checked against the header, and each tensor read on its own, so loading never holds the
 //! whole file and the weights in memory at once.
 
-use crate::error::{VisionError, VisionResult};
+use crate::error::{CheckpointError, CheckpointResult};
 use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::Dtype;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -26,6 +26,10 @@ pub struct SafetensorsFile {
     path: PathBuf,
     /// Byte offset of the data section, `8 + N`.
     data_start: u64,
+    /// The file's length in bytes when opened.
+    file_len: u64,
+    /// The header's JSON text as stored (for [`crate::TensorStore::fingerprint`]).
+    header: Vec<u8>,
     tensors: HashMap<String, TensorInfo>,
 }
 
@@ -33,32 +37,35 @@ impl SafetensorsFile {
     /// Opens `path` and validates its header against the file's length.
     ///
     /// # Errors
-    /// [`VisionError::Io`] when it cannot be read; [`VisionError::Checkpoint`] naming the
+    /// [`CheckpointError::Io`] when it cannot be read; [`CheckpointError::Invalid`] naming the
     /// problem when the header is too large, not UTF-8 JSON, holds a name twice, has offsets
     /// out of order or sizes that disagree with shape × dtype, or when the file is shorter
     /// or longer than the header says.
-    pub fn open(path: impl AsRef<Path>) -> VisionResult<Self> {
+    pub fn open(path: impl AsRef<Path>) -> CheckpointResult<Self> {
         let path = path.as_ref();
-        let mut file = File::open(path).map_err(|e| VisionError::io(path, e))?;
-        let file_len = file.metadata().map_err(|e| VisionError::io(path, e))?.len();
+        let mut file = File::open(path).map_err(|e| CheckpointError::io(path, e))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| CheckpointError::io(path, e))?
+            .len();
         let mut len_bytes = [0u8; 8];
         if file_len < 8 {
-            return Err(VisionError::checkpoint(
+            return Err(CheckpointError::invalid(
                 path,
                 format!("file is {file_len} bytes, too short for a safetensors header"),
             ));
         }
         file.read_exact(&mut len_bytes)
-            .map_err(|e| VisionError::io(path, e))?;
+            .map_err(|e| CheckpointError::io(path, e))?;
         let header_len = u64::from_le_bytes(len_bytes);
         if header_len > MAX_HEADER_BYTES {
-            return Err(VisionError::checkpoint(
+            return Err(CheckpointError::invalid(
                 path,
                 format!("header length {header_len} exceeds the {MAX_HEADER_BYTES}-byte limit"),
             ));
         }
         if header_len > file_len - 8 {
-            return Err(VisionError::checkpoint(
+            return Err(CheckpointError::invalid(
                 path,
                 format!(
                     "header length {header_len} reaches past the end of the {file_len}-byte file"
@@ -68,19 +75,19 @@ impl SafetensorsFile {
         // Bounded by MAX_HEADER_BYTES and by the file's real length.
         let mut header = vec![0u8; header_len as usize];
         file.read_exact(&mut header)
-            .map_err(|e| VisionError::io(path, e))?;
+            .map_err(|e| CheckpointError::io(path, e))?;
         let text = std::str::from_utf8(&header)
-            .map_err(|e| VisionError::checkpoint(path, format!("header is not UTF-8: {e}")))?;
+            .map_err(|e| CheckpointError::invalid(path, format!("header is not UTF-8: {e}")))?;
         if let Some(name) = first_duplicate_key(text).map_err(|e| {
-            VisionError::checkpoint(path, format!("header is not a JSON object: {e}"))
+            CheckpointError::invalid(path, format!("header is not a JSON object: {e}"))
         })? {
-            return Err(VisionError::checkpoint(
+            return Err(CheckpointError::invalid(
                 path,
                 format!("header names tensor {name:?} twice"),
             ));
         }
         let metadata: Metadata = serde_json::from_str(text)
-            .map_err(|e| VisionError::checkpoint(path, format!("invalid header: {e}")))?;
+            .map_err(|e| CheckpointError::invalid(path, format!("invalid header: {e}")))?;
         let data_len = metadata.data_len() as u64;
         let data_start = 8 + header_len;
         let actual = file_len - data_start;
@@ -90,7 +97,7 @@ impl SafetensorsFile {
             } else {
                 "has trailing bytes"
             };
-            return Err(VisionError::checkpoint(
+            return Err(CheckpointError::invalid(
                 path,
                 format!("file is {what}: the header describes {data_len} bytes of tensor data, the file holds {actual}"),
             ));
@@ -103,6 +110,8 @@ impl SafetensorsFile {
         Ok(Self {
             path: path.to_path_buf(),
             data_start,
+            file_len,
+            header,
             tensors,
         })
     }
@@ -110,6 +119,16 @@ impl SafetensorsFile {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The header's JSON bytes, as stored.
+    pub fn header_bytes(&self) -> &[u8] {
+        &self.header
+    }
+
+    /// The file's length in bytes when it was opened.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
     }
 
     /// Names of the tensors in the file (in no particular order).
@@ -125,18 +144,20 @@ impl SafetensorsFile {
     /// Reads a tensor and converts it to `f32` (from F32, F16 or BF16, little-endian).
     ///
     /// # Errors
-    /// [`VisionError::MissingWeight`], [`VisionError::UnsupportedDtype`], or
-    /// [`VisionError::Io`] when the bytes cannot be read.
-    pub fn read_f32(&self, name: &str) -> VisionResult<Vec<f32>> {
-        let info = self.info(name).ok_or_else(|| VisionError::MissingWeight {
-            path: self.path.clone(),
-            name: name.to_owned(),
-        })?;
+    /// [`CheckpointError::MissingTensor`], [`CheckpointError::UnsupportedDtype`], or
+    /// [`CheckpointError::Io`] when the bytes cannot be read.
+    pub fn read_f32(&self, name: &str) -> CheckpointResult<Vec<f32>> {
+        let info = self
+            .info(name)
+            .ok_or_else(|| CheckpointError::MissingTensor {
+                path: self.path.clone(),
+                name: name.to_owned(),
+            })?;
         let width = match info.dtype {
             Dtype::F32 => 4,
             Dtype::F16 | Dtype::BF16 => 2,
             other => {
-                return Err(VisionError::UnsupportedDtype {
+                return Err(CheckpointError::UnsupportedDtype {
                     path: self.path.clone(),
                     name: name.to_owned(),
                     dtype: format!("{other:?}"),
@@ -146,10 +167,10 @@ impl SafetensorsFile {
         let (begin, end) = info.data_offsets;
         // The header check guarantees end - begin = numel × width and end ≤ data length.
         let mut bytes = vec![0u8; end - begin];
-        let mut file = File::open(&self.path).map_err(|e| VisionError::io(&self.path, e))?;
+        let mut file = File::open(&self.path).map_err(|e| CheckpointError::io(&self.path, e))?;
         file.seek(SeekFrom::Start(self.data_start + begin as u64))
             .and_then(|_| file.read_exact(&mut bytes))
-            .map_err(|e| VisionError::io(&self.path, e))?;
+            .map_err(|e| CheckpointError::io(&self.path, e))?;
         let values = match (info.dtype, width) {
             (Dtype::F32, _) => bytes
                 .chunks_exact(4)

@@ -14,7 +14,7 @@
 //! **Why `catch_unwind`.** `mozjpeg` reports libjpeg's fatal errors (corrupt headers,
 //! impossible dimensions, broken Huffman tables…) by unwinding out of libjpeg's `error_exit`
 //! callback, i.e. as a Rust panic. [`decode`] runs the JPEG decode inside
-//! [`std::panic::catch_unwind`] and turns that unwind into [`VisionError::Image`], so a corrupt
+//! [`std::panic::catch_unwind`] and turns that unwind into [`PreprocessError::Image`], so a corrupt
 //! JPEG is an error, never a crash. The unwind is raised with `resume_unwind`, which skips the
 //! panic hook, so nothing is printed. (A binary built with `panic = "abort"` cannot catch it
 //! and aborts instead.) libjpeg only *warns* about data that ends early and fills the rest
@@ -28,11 +28,11 @@
 //!
 //! **Decompression bombs.** Every decoder first reads the header; an image with more pixels
 //! than the limit (default [`DEFAULT_MAX_PIXELS`], PIL's error threshold `2 ×
-//! Image.MAX_IMAGE_PIXELS`) is refused with [`VisionError::ImageTooLarge`] before any pixel
+//! Image.MAX_IMAGE_PIXELS`) is refused with [`PreprocessError::ImageTooLarge`] before any pixel
 //! buffer is allocated. Unlike PIL we do not warn between 1× and 2× `MAX_IMAGE_PIXELS`.
 
-use super::convert::jpeg_cmyk_to_rgb;
-use crate::error::{VisionError, VisionResult};
+use crate::convert::jpeg_cmyk_to_rgb;
+use crate::error::{PreprocessError, PreprocessResult};
 use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 use mozjpeg::{ColorSpace, Decompress};
 use std::cell::Cell;
@@ -54,12 +54,12 @@ const SUPPORTED: &str = "JPEG, PNG, WebP, GIF, BMP and TIFF";
 /// Reads and decodes an image file, refusing more than `max_pixels` pixels from its header.
 ///
 /// # Errors
-/// [`VisionError::Io`] when the file cannot be read; [`VisionError::Image`] for a
+/// [`PreprocessError::Io`] when the file cannot be read; [`PreprocessError::Image`] for a
 /// directory, a FIFO or device (never read, so never blocking), a file over
 /// [`MAX_FILE_BYTES`], an empty or non-image file, an unsupported format, corrupt or truncated data;
-/// [`VisionError::ImageTooLarge`] past the limit. Each names the file.
-pub fn open(path: &Path, max_pixels: u64) -> VisionResult<DynamicImage> {
-    let meta = std::fs::metadata(path).map_err(|e| VisionError::io(path, e))?;
+/// [`PreprocessError::ImageTooLarge`] past the limit. Each names the file.
+pub fn open(path: &Path, max_pixels: u64) -> PreprocessResult<DynamicImage> {
+    let meta = std::fs::metadata(path).map_err(|e| PreprocessError::io(path, e))?;
     if meta.is_dir() {
         return Err(image_error(path, "is a directory, not an image file"));
     }
@@ -82,7 +82,7 @@ pub fn open(path: &Path, max_pixels: u64) -> VisionResult<DynamicImage> {
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| VisionError::io(path, e))?;
+        .map_err(|e| PreprocessError::io(path, e))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(image_error(
             path,
@@ -96,7 +96,7 @@ pub fn open(path: &Path, max_pixels: u64) -> VisionResult<DynamicImage> {
 ///
 /// # Errors
 /// As [`open`], except for reading the file.
-pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> VisionResult<DynamicImage> {
+pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> PreprocessResult<DynamicImage> {
     if bytes.is_empty() {
         return Err(image_error(path, "empty file"));
     }
@@ -122,15 +122,15 @@ pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> VisionResult<Dynami
     }
 }
 
-fn image_error(path: &Path, reason: &str) -> VisionError {
-    VisionError::Image {
+fn image_error(path: &Path, reason: &str) -> PreprocessError {
+    PreprocessError::Image {
         path: path.into(),
         reason: reason.into(),
     }
 }
 
 /// Refuses empty images and images over the pixel limit.
-fn check_dimensions(path: &Path, width: u32, height: u32, max_pixels: u64) -> VisionResult<()> {
+fn check_dimensions(path: &Path, width: u32, height: u32, max_pixels: u64) -> PreprocessResult<()> {
     if width == 0 || height == 0 {
         return Err(image_error(
             path,
@@ -138,7 +138,7 @@ fn check_dimensions(path: &Path, width: u32, height: u32, max_pixels: u64) -> Vi
         ));
     }
     if u64::from(width) * u64::from(height) > max_pixels {
-        return Err(VisionError::ImageTooLarge {
+        return Err(PreprocessError::ImageTooLarge {
             path: path.into(),
             width,
             height,
@@ -153,7 +153,7 @@ fn decode_with_image_crate(
     format: ImageFormat,
     path: &Path,
     max_pixels: u64,
-) -> VisionResult<DynamicImage> {
+) -> PreprocessResult<DynamicImage> {
     let decode_err = |e: image::ImageError| image_error(path, &e.to_string());
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     // Our pixel check comes first; this only keeps decoders' own scratch buffers bounded
@@ -199,11 +199,11 @@ impl BufRead for FlaggingReader<'_> {
 
 /// Why a JPEG decode stopped, inside the unwind boundary.
 enum JpegFailure {
-    Vision(VisionError),
+    Vision(PreprocessError),
     Io(std::io::Error),
 }
 
-fn decode_jpeg(bytes: &[u8], path: &Path, max_pixels: u64) -> VisionResult<DynamicImage> {
+fn decode_jpeg(bytes: &[u8], path: &Path, max_pixels: u64) -> PreprocessResult<DynamicImage> {
     let ran_dry = Cell::new(false);
     // AssertUnwindSafe: on unwind nothing captured is used again except `ran_dry`, a flag.
     let result = catch_unwind(AssertUnwindSafe(|| {
@@ -368,7 +368,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                VisionError::ImageTooLarge {
+                PreprocessError::ImageTooLarge {
                     width: 1_000_000,
                     height: 1_000_000,
                     limit: DEFAULT_MAX_PIXELS,
@@ -390,7 +390,7 @@ mod tests {
         )));
         assert!(matches!(
             decode(&small, Path::new("s.png"), 15),
-            Err(VisionError::ImageTooLarge { .. })
+            Err(PreprocessError::ImageTooLarge { .. })
         ));
         assert!(decode(&small, Path::new("s.png"), 16).is_ok());
     }
@@ -405,7 +405,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                VisionError::ImageTooLarge {
+                PreprocessError::ImageTooLarge {
                     width: 65_000,
                     height: 65_000,
                     ..
@@ -515,7 +515,7 @@ mod tests {
         let missing = dir.join("clip-vision-no-such-image.png");
         assert!(matches!(
             open(&missing, DEFAULT_MAX_PIXELS),
-            Err(VisionError::Io { .. })
+            Err(PreprocessError::Io { .. })
         ));
     }
 
@@ -560,7 +560,7 @@ mod tests {
 
     #[test]
     fn palette_and_grey_pngs_with_transparency_expand_to_alpha() {
-        use crate::preprocess::convert::to_rgb8;
+        use crate::convert::to_rgb8;
         // 2×1 palette image: index 0 transparent through tRNS, index 1 opaque.
         let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
         png.extend(chunk(b"IHDR", &[0, 0, 0, 2, 0, 0, 0, 1, 8, 3, 0, 0, 0]));
