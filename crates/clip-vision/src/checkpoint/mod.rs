@@ -147,6 +147,71 @@ pub fn load(path: &Path, opts: &LoadOptions) -> VisionResult<ClipVisionEncoder> 
     })
 }
 
+/// A stable identity of a checkpoint's weights: `fnv1a64:` and 16 hex digits.
+///
+/// `path` is resolved as [`load`] resolves it (a hub id to its snapshot) and its weights are
+/// opened (and validated) as [`load`] opens them. The hash is FNV-1a (64-bit) over, for each
+/// `.safetensors` file in sorted shard order: the file size (8 bytes, little-endian) and the
+/// file's first `8 + header_len` bytes (the header length and the JSON header naming every
+/// tensor's dtype, shape and byte range). It reads no tensor data, so it is instant on
+/// multi-GB checkpoints; it changes with any re-export, dtype, shape, size or metadata
+/// change, but not with an edit of tensor values that keeps the header and size (use a
+/// content hash for that). `config.json` is not part of it.
+///
+/// # Errors
+/// As [`load`], for resolving and opening the weight files; [`VisionError::Io`] for a read
+/// that fails.
+pub fn fingerprint(path: &Path) -> VisionResult<String> {
+    use std::io::Read;
+    let resolved = resolve(path)?;
+    let store = open_weights(&resolved)?;
+    let root = store.root();
+    let files: Vec<PathBuf> = if root.is_file() {
+        vec![root.to_path_buf()]
+    } else {
+        // Only a sharded store is rooted at its directory: the shards named by the index.
+        let index = root.join("model.safetensors.index.json");
+        let json = config_files::read_json(&index)?;
+        let mut names: Vec<String> = json
+            .get("weight_map")
+            .and_then(serde_json::Value::as_object)
+            .map(|m| {
+                m.values()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort_unstable();
+        names.dedup();
+        names.iter().map(|n| root.join(n)).collect()
+    };
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = FNV_OFFSET;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(FNV_PRIME);
+        }
+    };
+    for file in &files {
+        let mut f = std::fs::File::open(file).map_err(|e| VisionError::io(file, e))?;
+        let size = f.metadata().map_err(|e| VisionError::io(file, e))?.len();
+        let mut len_bytes = [0u8; 8];
+        f.read_exact(&mut len_bytes)
+            .map_err(|e| VisionError::io(file, e))?;
+        // Opening the store above checked the length against the file and the header cap.
+        let header_len = u64::from_le_bytes(len_bytes).min(safetensors::MAX_HEADER_BYTES);
+        let mut header = vec![0u8; header_len as usize];
+        f.read_exact(&mut header)
+            .map_err(|e| VisionError::io(file, e))?;
+        eat(&size.to_le_bytes());
+        eat(&len_bytes);
+        eat(&header);
+    }
+    Ok(format!("fnv1a64:{hash:016x}"))
+}
+
 /// The caller's options take precedence over the config file.
 fn apply(cfg: &mut ClipVisionConfig, opts: &LoadOptions) {
     if let Some(act) = opts.activation {
