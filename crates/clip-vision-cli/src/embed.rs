@@ -34,6 +34,12 @@ pub(crate) fn vectors(
     Ok(rows)
 }
 
+/// A library error's message without the `path: ` it starts with (the CLI names the file).
+fn without_path(message: &str, path: &std::path::Path) -> String {
+    let prefix = format!("{}: ", path.display());
+    message.strip_prefix(&prefix).unwrap_or(message).to_owned()
+}
+
 /// A preprocessed batch: each path with its pixels or the reason it was skipped.
 type Prepared = Vec<(PathBuf, Result<Vec<f32>, String>)>;
 
@@ -60,12 +66,13 @@ pub(crate) fn run(args: EmbedArgs) -> Result<u8> {
         Kind::ImageEmbeds => model.config.projection_dim,
         Kind::Pooled => model.config.hidden_size,
     };
-    let meta = Meta {
-        model: args.model.model.clone(),
-        kind: kind.name().to_owned(),
-        normalized: !args.no_normalize,
+    let meta = Meta::for_model(
+        &args.model.model,
+        args.model.activation.as_deref(),
+        kind.name(),
+        !args.no_normalize,
         dim,
-    };
+    )?;
 
     let (paths, walk_problems) = walk::collect(&args.paths)?;
     // Opened before any work: an unwritable output fails now, not after hours of embedding.
@@ -119,7 +126,9 @@ pub(crate) fn run(args: EmbedArgs) -> Result<u8> {
                     .map(|p| {
                         (
                             p.clone(),
-                            processor.preprocess_path(p).map_err(|e| e.to_string()),
+                            processor
+                                .preprocess_path(p)
+                                .map_err(|e| without_path(&e.to_string(), p)),
                         )
                     })
                     .collect();

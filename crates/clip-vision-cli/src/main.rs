@@ -204,9 +204,11 @@ fn describe(p: &ImageProcessor) -> String {
 
 fn similar(args: &SimilarArgs) -> Result<u8> {
     let (meta, rows) = output::read_index(&args.index)?;
+    // The model the rows were made with, as recorded (resolved path, activation, weights).
+    meta.check_weights(&output::meta_path(&args.index))?;
     let model_args = ModelArgs {
         model: meta.model.clone(),
-        activation: None,
+        activation: meta.activation.clone(),
     };
     let (model, processor) = load_model(&model_args)?;
     let pixels = processor
