@@ -428,6 +428,18 @@ fn torn_tails_are_cut_and_redone_never_glued_to() {
     let err = embed_into(&jsonl, true);
     assert_eq!((resumed(&err), embedded(&err)), (4, 1), "{err}");
     assert_same_rows(&read_jsonl(&jsonl), &want, "jsonl without its last newline");
+    // A whole line that is not a row is no torn tail: refused, naming the line.
+    let good = std::fs::read_to_string(&jsonl).unwrap();
+    let mut lines: Vec<&str> = good.lines().collect();
+    lines[2] = "{\"edited\": true}";
+    std::fs::write(&jsonl, lines.join("\n") + "\n").unwrap();
+    let out = embed_small(&jsonl, true, &[&dir], None);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("e.jsonl.partial:3: a whole line that is not a row"),
+        "{err}"
+    );
 
     // NPY: 4 whole paths + half a fifth, 4.5 rows of data: 4 kept.
     let npy = tmp.path().join("e.npy");
