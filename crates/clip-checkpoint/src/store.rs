@@ -191,7 +191,7 @@ impl TensorStore {
     }
 
     /// A stable identity of the weights: FNV-1a 64 over each file's header bytes and length,
-    /// in file order, as 16 hex digits. Two checkpoints with the same tensors at the same
+    /// in file order, as `fnv1a64:` and 16 hex digits. Two checkpoints with the same tensors at the same
     /// offsets in files of the same sizes agree; changing any name, dtype, shape or the
     /// size of a file changes it. Tensor data is not read (hashing gigabytes on every load
     /// would cost more than the load), so it identifies a checkpoint, not its every bit.
@@ -201,7 +201,7 @@ impl TensorStore {
             hash.write(file.header_bytes());
             hash.write(&file.file_len().to_le_bytes());
         }
-        format!("{:016x}", hash.0)
+        format!("fnv1a64:{:016x}", hash.0)
     }
 }
 

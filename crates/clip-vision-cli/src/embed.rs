@@ -1,73 +1,67 @@
-//! `clip-vision embed`: decode and preprocess on worker threads while the encoder runs,
-//! write each batch as soon as it is embedded.
+//! `clip-vision embed`: a thin client of [`ImageEmbedder`] — walk the inputs, open the
+//! output (resuming it), stream the images through the pipeline, append each batch as soon
+//! as it is embedded, report each skipped file once.
 
 use crate::output::{self, FileOutput, Meta, Output};
-use crate::{load_model, walk, EmbedArgs, Kind, EXIT_SKIPPED};
+use crate::{build_embedder, walk, EmbedArgs, EXIT_SKIPPED};
 use anyhow::{Context, Result};
-use clip_vision::preprocess::ImageProcessor;
-use clip_vision::ClipVisionEncoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rayon::prelude::*;
-use std::path::PathBuf;
-use std::sync::mpsc::sync_channel;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Batches decoded ahead of the encoder: enough to keep it fed, few enough to bound memory.
-const BATCHES_AHEAD: usize = 2;
-
-/// The vectors `kind` asks for, L2-normalised if `normalize`.
-pub(crate) fn vectors(
-    model: &ClipVisionEncoder,
-    pixels: &[f32],
-    n: usize,
-    kind: Kind,
-    normalize: bool,
-) -> Result<Vec<Vec<f32>>> {
-    let mut rows = match kind {
-        Kind::ImageEmbeds => model.image_embeds(pixels, n)?,
-        Kind::Pooled => model.forward_batch(pixels, n)?,
-    };
-    if normalize {
-        rows.iter_mut()
-            .for_each(|r| clip_vision::encoder::l2_normalize(r));
+/// An error's message with its causes (`a: b: c`), without the `path: ` it starts with (the
+/// CLI names the file itself, once).
+pub(crate) fn reason(error: &dyn std::error::Error, path: &Path) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
     }
-    Ok(rows)
+    let prefix = format!("{}: ", path.display());
+    message.strip_prefix(&prefix).unwrap_or(&message).to_owned()
 }
 
-/// A preprocessed batch: each path with its pixels or the reason it was skipped.
-type Prepared = Vec<(PathBuf, Result<Vec<f32>, String>)>;
+/// The paths `--files-from` names, one per line (`-` reads standard input); blank lines are
+/// skipped, nothing else is trimmed (a file name may start or end with spaces).
+fn files_from(list: &Path) -> Result<Vec<PathBuf>> {
+    let read = |r: &mut dyn BufRead| -> std::io::Result<Vec<PathBuf>> {
+        let mut paths = Vec::new();
+        for line in r.lines() {
+            let line = line?;
+            let line = line.strip_suffix('\r').unwrap_or(&line);
+            if !line.is_empty() {
+                paths.push(PathBuf::from(line));
+            }
+        }
+        Ok(paths)
+    };
+    if list == Path::new("-") {
+        read(&mut std::io::stdin().lock()).context("cannot read the paths on standard input")
+    } else {
+        let file = std::fs::File::open(list)
+            .with_context(|| format!("cannot open the path list {}", list.display()))?;
+        read(&mut std::io::BufReader::new(file))
+            .with_context(|| format!("cannot read the path list {}", list.display()))
+    }
+}
 
 pub(crate) fn run(args: EmbedArgs) -> Result<u8> {
-    if let Some(n) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n as usize)
-            .build_global()
-            .context("cannot start the worker threads")?;
-    }
-    let (model, processor) = load_model(&args.model)?;
-    let kind = args.kind.unwrap_or(if model.projection.is_some() {
-        Kind::ImageEmbeds
-    } else {
-        Kind::Pooled
-    });
-    if kind == Kind::ImageEmbeds && model.projection.is_none() {
-        anyhow::bail!(
-            "{}: the model has no visual projection: use --kind pooled",
-            args.model.model
-        );
-    }
-    let dim = match kind {
-        Kind::ImageEmbeds => model.config.projection_dim,
-        Kind::Pooled => model.config.hidden_size,
-    };
-    let meta = Meta {
-        model: args.model.model.clone(),
-        kind: kind.name().to_owned(),
-        normalized: !args.no_normalize,
-        dim,
-    };
+    let embedder = build_embedder(
+        &args.model,
+        args.kind,
+        !args.no_normalize,
+        args.batch_size as usize,
+        args.threads.map(|t| t as usize),
+    )?;
+    let meta = Meta::for_embedder(&embedder, args.model.activation.as_deref())?;
 
-    let (paths, walk_problems) = walk::collect(&args.paths)?;
+    let mut roots = args.paths.clone();
+    if let Some(list) = &args.files_from {
+        roots.extend(files_from(list)?);
+    }
+    let (paths, walk_problems) = walk::collect(&roots)?;
     // Opened before any work: an unwritable output fails now, not after hours of embedding.
     let (mut out, done) = match &args.output {
         Some(path) => {
@@ -76,8 +70,8 @@ pub(crate) fn run(args: EmbedArgs) -> Result<u8> {
         }
         None => (Output::Stdout(std::io::stdout()), Default::default()),
     };
-    let mut skipped: Vec<(PathBuf, String)> = walk_problems;
-    for (p, why) in &skipped {
+    let mut skipped = walk_problems.len();
+    for (p, why) in &walk_problems {
         eprintln!("skipped {}: {why}", p.display());
     }
     let todo: Vec<PathBuf> = paths
@@ -87,8 +81,12 @@ pub(crate) fn run(args: EmbedArgs) -> Result<u8> {
     if let Some(path) = &args.output {
         let mean_path =
             todo.iter().map(|p| p.as_os_str().len() as u64).sum::<u64>() / todo.len().max(1) as u64;
-        let need =
-            output::estimate_bytes(output::Format::of(path)?, todo.len() as u64, dim, mean_path);
+        let need = output::estimate_bytes(
+            output::Format::of(path)?,
+            todo.len() as u64,
+            embedder.dim(),
+            mean_path,
+        );
         output::check_free_space(path, need)?;
     }
     if !done.is_empty() {
@@ -106,52 +104,23 @@ pub(crate) fn run(args: EmbedArgs) -> Result<u8> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    let batch_size = args.batch_size as usize;
-    let (tx, rx) = sync_channel::<Prepared>(BATCHES_AHEAD);
     let mut embedded = 0usize;
-    std::thread::scope(|scope| -> Result<()> {
-        let processor: &ImageProcessor = &processor;
-        let todo = &todo;
-        scope.spawn(move || {
-            for chunk in todo.chunks(batch_size) {
-                let prepared: Prepared = chunk
-                    .par_iter()
-                    .map(|p| {
-                        (
-                            p.clone(),
-                            processor.preprocess_path(p).map_err(|e| e.to_string()),
-                        )
-                    })
-                    .collect();
-                if tx.send(prepared).is_err() {
-                    return; // the encoder stopped on an error
+    embedder.stream_paths(todo.iter(), |batch| -> Result<()> {
+        let n = batch.len() as u64;
+        let mut rows = Vec::with_capacity(batch.len());
+        for (path, result) in batch {
+            match result {
+                Ok(row) => rows.push((path.to_string_lossy().into_owned(), row)),
+                Err(e) => {
+                    let why = reason(&e, path);
+                    progress.suspend(|| eprintln!("skipped {}: {why}", path.display()));
+                    skipped += 1;
                 }
             }
-        });
-        for prepared in rx {
-            let mut names = Vec::with_capacity(prepared.len());
-            let mut pixels = Vec::new();
-            for (path, result) in prepared {
-                match result {
-                    Ok(px) => {
-                        names.push(path.to_string_lossy().into_owned());
-                        pixels.extend_from_slice(&px);
-                    }
-                    Err(why) => {
-                        progress.suspend(|| eprintln!("skipped {}: {why}", path.display()));
-                        skipped.push((path, why));
-                        progress.inc(1);
-                    }
-                }
-            }
-            if names.is_empty() {
-                continue;
-            }
-            let rows = vectors(&model, &pixels, names.len(), kind, !args.no_normalize)?;
-            out.append(&names.iter().cloned().zip(rows).collect::<Vec<_>>())?;
-            embedded += names.len();
-            progress.inc(names.len() as u64);
         }
+        out.append(&rows)?;
+        embedded += rows.len();
+        progress.inc(n);
         Ok(())
     })?;
     progress.finish_and_clear();
@@ -159,14 +128,13 @@ pub(crate) fn run(args: EmbedArgs) -> Result<u8> {
 
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "embedded {embedded} images in {secs:.1} s ({:.1} images/s){}; skipped {}",
+        "embedded {embedded} images in {secs:.1} s ({:.1} images/s){}; skipped {skipped}",
         embedded as f64 / secs.max(1e-9),
         if done.is_empty() {
             String::new()
         } else {
             format!(", {} from an earlier run", done.len())
         },
-        skipped.len()
     );
-    Ok(if skipped.is_empty() { 0 } else { EXIT_SKIPPED })
+    Ok(if skipped == 0 { 0 } else { EXIT_SKIPPED })
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! clip-vision embed --model DIR_OR_HUB_ID [--batch-size N] [--threads N]
 //!                   [--output FILE.npy|FILE.jsonl] [--kind image-embeds|pooled]
-//!                   [--no-normalize] [--resume] PATH...
+//!                   [--no-normalize] [--resume] [--files-from FILE|-] PATH...
 //! clip-vision similar --index FILE --query IMAGE [-k 10]
 //! clip-vision info --model DIR_OR_HUB_ID
 //! ```
@@ -19,10 +19,10 @@ mod npy;
 mod output;
 mod walk;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use clip_vision::preprocess::{ImageProcessor, ResizeTarget};
-use clip_vision::{Activation, ClipVisionEncoder, LoadOptions};
+use clip_vision::{Activation, EmbedKind, ImageEmbedder, LoadOptions, VisionError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -59,11 +59,11 @@ pub enum Kind {
     Pooled,
 }
 
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::ImageEmbeds => "image-embeds",
-            Kind::Pooled => "pooled",
+impl From<Kind> for EmbedKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::ImageEmbeds => EmbedKind::ImageEmbeds,
+            Kind::Pooled => EmbedKind::Pooled,
         }
     }
 }
@@ -101,8 +101,11 @@ struct EmbedArgs {
     /// Continue an interrupted run into the same --output, skipping images already written.
     #[arg(long, requires = "output")]
     resume: bool,
+    /// Also embed the paths listed in FILE, one per line (`-` for standard input).
+    #[arg(long, value_name = "FILE")]
+    files_from: Option<PathBuf>,
     /// Image files or directories.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "files_from")]
     paths: Vec<PathBuf>,
 }
 
@@ -135,36 +138,45 @@ fn main() -> ExitCode {
     }
 }
 
-/// The model and the image processor that goes with it.
-pub(crate) fn load_model(args: &ModelArgs) -> Result<(ClipVisionEncoder, ImageProcessor)> {
-    let opts = LoadOptions {
+/// The load options the command line gives.
+fn load_options(args: &ModelArgs) -> LoadOptions {
+    LoadOptions {
         activation: args
             .activation
             .as_deref()
             .and_then(Activation::from_hf_name),
         ..LoadOptions::default()
-    };
-    let model = ClipVisionEncoder::from_pretrained_with(&args.model, &opts)
-        .with_context(|| format!("cannot load the model {:?}", args.model))?;
-    let dir = clip_vision::checkpoint::resolve(Path::new(&args.model))?;
-    let processor = if dir.is_dir() {
-        ImageProcessor::from_pretrained(&dir)
-            .with_context(|| format!("cannot read the preprocessing of {}", dir.display()))?
-    } else {
-        ImageProcessor::default()
-    };
-    let cfg = processor.config();
-    let out = match (cfg.do_center_crop, cfg.do_resize, cfg.size) {
-        (true, _, _) => Some((cfg.crop_size.height, cfg.crop_size.width)),
-        (false, true, ResizeTarget::Exact { height, width }) => Some((height, width)),
-        _ => None,
-    };
-    let (mh, mw) = model.input_size();
-    match out {
-        Some((h, w)) if (h, w) == (mh, mw) => Ok((model, processor)),
-        Some((h, w)) => bail!("the preprocessing makes {h}×{w} images but the model takes {mh}×{mw}"),
-        None => bail!("the preprocessing neither crops nor resizes to a fixed size; the model takes {mh}×{mw}"),
     }
+}
+
+/// The pipeline for `--model`: the encoder and the checkpoint's preprocessing, checked to
+/// agree on the image size.
+pub(crate) fn build_embedder(
+    args: &ModelArgs,
+    kind: Option<Kind>,
+    normalize: bool,
+    batch_size: usize,
+    threads: Option<usize>,
+) -> Result<ImageEmbedder> {
+    let mut builder = ImageEmbedder::builder(&args.model)
+        .load_options(load_options(args))
+        .batch_size(batch_size)
+        .normalize(normalize);
+    if let Some(kind) = kind {
+        builder = builder.kind(kind.into());
+    }
+    if let Some(threads) = threads {
+        builder = builder.threads(threads);
+    }
+    builder.build().map_err(|e| match e {
+        VisionError::NoProjection => {
+            anyhow::anyhow!(
+                "{}: the model has no visual projection: use --kind pooled",
+                args.model
+            )
+        }
+        e => anyhow::Error::new(e).context(format!("cannot load the model {:?}", args.model)),
+    })
 }
 
 /// One line describing the preprocessing.
@@ -204,20 +216,28 @@ fn describe(p: &ImageProcessor) -> String {
 
 fn similar(args: &SimilarArgs) -> Result<u8> {
     let (meta, rows) = output::read_index(&args.index)?;
+    // The model the rows were made with, as recorded (resolved path, activation, weights).
     let model_args = ModelArgs {
         model: meta.model.clone(),
-        activation: None,
+        activation: meta.activation.clone(),
     };
-    let (model, processor) = load_model(&model_args)?;
-    let pixels = processor
-        .preprocess_path(&args.query)
-        .with_context(|| format!("cannot read the query {}", args.query.display()))?;
-    let kind = if meta.kind == "pooled" {
-        Kind::Pooled
-    } else {
-        Kind::ImageEmbeds
-    };
-    let query = embed::vectors(&model, &pixels, 1, kind, meta.normalized)?.remove(0);
+    let kind = EmbedKind::from_name(&meta.kind).map(|k| match k {
+        EmbedKind::ImageEmbeds => Kind::ImageEmbeds,
+        EmbedKind::Pooled => Kind::Pooled,
+    });
+    let embedder = build_embedder(&model_args, kind, meta.normalized, 1, None)?;
+    meta.check_weights(&output::meta_path(&args.index), embedder.fingerprint())?;
+    let query = embedder
+        .embed_paths(&[&args.query])
+        .pop()
+        .context("no result for the query")?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the query {}: {}",
+                args.query.display(),
+                embed::reason(&e, &args.query)
+            )
+        })?;
     let mut scored: Vec<(f64, &str)> = rows
         .iter()
         .map(|(p, r)| (cosine(&query, r), p.as_str()))
@@ -245,7 +265,8 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 fn info(args: &ModelArgs) -> Result<u8> {
-    let (model, processor) = load_model(args)?;
+    let embedder = build_embedder(args, Some(Kind::Pooled), false, 1, None)?;
+    let (model, processor) = (embedder.encoder(), embedder.processor());
     let inspection = clip_vision::loader::inspect(Path::new(&args.model))?;
     let c = &model.config;
     let dtypes: Vec<String> = inspection
@@ -288,6 +309,7 @@ fn info(args: &ModelArgs) -> Result<u8> {
         None => println!("projection      none (embed writes the pooled output)"),
     }
     println!("parameters      {}", model.num_params());
-    println!("preprocessing   {}", describe(&processor));
+    println!("fingerprint     {}", inspection.fingerprint);
+    println!("preprocessing   {}", describe(processor));
     Ok(0)
 }

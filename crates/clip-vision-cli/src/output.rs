@@ -1,25 +1,67 @@
 //! Where `embed` writes: a `.npy` (with a sidecar of paths) or `.jsonl` file, grown batch by
 //! batch, or JSON lines on stdout.
 //!
-//! Crash safety: rows go to `FILE.partial` (and `SIDECAR.partial`), appended and flushed per
-//! batch; only a finished run renames them to their final names, so a file under its final
-//! name is always complete. `--resume` reopens the partial files (or a finished output, to
-//! extend it), drops a half-written tail, and reports which paths are done.
+//! # Files
+//! For `--output x.npy`: the rows `x.npy`, the sidecar `x.paths.txt` (one JSON string per line,
+//! the path of the row of the same number: `"/photos/a.jpg"`, so that any file name, even one
+//! holding a newline, takes exactly one line; sidecars written before this format, one plain
+//! path per line, are still read), and `x.npy.meta.json` ([`Meta`]). For `x.jsonl`: the rows
+//! `{"path": …, "embedding": […]}`, one per line, and `x.jsonl.meta.json`. While a run is
+//! going the rows and the sidecar live under `NAME.partial`; the finished run renames them.
+//!
+//! # Crash safety (the protocol)
+//! Invariant: the rows and sidecar on disk (under final or `.partial` names) are always of
+//! one run, the one the meta file describes, and each of them is under exactly one name.
+//! - A run without `--resume` first removes the earlier output (partial and final), then
+//!   writes the meta file (`tmp`, fsync, rename, fsync dir), then creates the empty sidecar
+//!   and the `.npy` header (fsync, fsync dir).
+//! - A batch of `.npy` rows: data appended, fsync; paths appended (**the commit point**: a
+//!   row counts once its path line is whole), fsync; header row count rewritten. A batch of
+//!   JSON lines: appended (a row counts once its line ends in `\n`), fsync.
+//! - The finish: fsync, rename the rows, rename the sidecar, fsync the directory.
+//! - `--resume` takes each file under its `.partial` name, else its final name (moving it
+//!   back to `.partial`); the rows kept are the first `min(whole rows in the data, whole
+//!   lines in the sidecar)` (the header's count is written last, so it is never more), or
+//!   the JSON lines ending in a newline. Both files are cut in place to those rows (a torn
+//!   tail, never glued to) and fsynced; only the batch in flight at the kill is redone.
+//!   It refuses an output whose meta differs from this run's, naming each field.
+//!
+//! `docs/robustness.md` lists every window a kill can hit and the test that covers it.
+//!
+//! # Fault injection (tests only)
+//! `CLIP_VISION_FAULT_ABORT_AT=N` (hidden, for the crash tests) numbers every step above
+//! that touches the disk (each write, fsync, rename, truncation, removal) from 1, prints
+//! `fault step K: …` to stderr after each, and calls `std::process::abort()` right after
+//! step `N` (a kill at that instant; `0` only prints the steps).
 
 use crate::npy;
 use anyhow::{bail, Context, Result};
+use clip_vision::ImageEmbedder;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-/// What the rows of an output are; written beside it as `FILE.meta.json` so that `similar`
-/// (and `--resume`) can embed queries the same way.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The version of the files `embed` writes ([`Meta::format_version`]).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What defines the rows of an output; written beside it as `FILE.meta.json` so that
+/// `similar` (and `--resume`) embed queries (and new rows) the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meta {
-    /// The `--model` argument.
+    /// [`FORMAT_VERSION`]; 0 for outputs written before the field existed.
+    #[serde(default)]
+    pub format_version: u32,
+    /// The checkpoint: the `--model` argument resolved (a hub id to its snapshot) and made
+    /// absolute and canonical (format 0: the argument as given).
     pub model: String,
+    /// The `--activation` given, if any.
+    #[serde(default)]
+    pub activation: Option<String>,
+    /// [`clip_vision::checkpoint::TensorStore::fingerprint`] of the weights.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
     /// `image-embeds` or `pooled`.
     pub kind: String,
     /// Whether rows are L2-normalised.
@@ -28,10 +70,66 @@ pub struct Meta {
     pub dim: usize,
 }
 
+impl Meta {
+    /// The meta of the rows `embedder` makes (`--activation activation`, as given).
+    pub fn for_embedder(embedder: &ImageEmbedder, activation: Option<&str>) -> Result<Self> {
+        let model = embedder
+            .model_path()
+            .context("the embedder was not loaded from a checkpoint")?;
+        Ok(Self {
+            format_version: FORMAT_VERSION,
+            fingerprint: embedder.fingerprint().map(str::to_owned),
+            model: model.to_string_lossy().into_owned(),
+            activation: activation.map(str::to_owned),
+            kind: embedder.kind().name().to_owned(),
+            normalized: embedder.normalizes(),
+            dim: embedder.dim(),
+        })
+    }
+
+    /// Each field, by its name in the file, rendered.
+    fn fields(&self) -> [(&'static str, String); 7] {
+        let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".to_owned());
+        [
+            ("format_version", self.format_version.to_string()),
+            ("model", self.model.clone()),
+            ("activation", opt(&self.activation)),
+            ("fingerprint", opt(&self.fingerprint)),
+            ("kind", self.kind.clone()),
+            ("normalized", self.normalized.to_string()),
+            ("dim", self.dim.to_string()),
+        ]
+    }
+
+    /// `field: old vs new` for every field where `self` (old) and `new` differ.
+    pub fn differences(&self, new: &Self) -> Vec<String> {
+        self.fields()
+            .into_iter()
+            .zip(new.fields())
+            .filter(|((_, a), (_, b))| a != b)
+            .map(|((name, a), (_, b))| format!("{name}: {a} (output) vs {b} (this run)"))
+            .collect()
+    }
+
+    /// Refuses a meta whose weights no longer have the fingerprint it recorded, `now`.
+    pub fn check_weights(&self, meta_file: &Path, now: Option<&str>) -> Result<()> {
+        if let (Some(want), Some(now)) = (&self.fingerprint, now) {
+            if now != want {
+                bail!(
+                    "{}: the weights of {} changed since the index was built (fingerprint {want}, now {now}): embed the images again",
+                    meta_file.display(),
+                    self.model
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The output file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// `.npy` rows plus a `.paths.txt` sidecar, one path per row.
+    /// `.npy` rows plus a `.paths.txt` sidecar, one JSON string (path) per row.
     Npy,
     /// `{"path": …, "embedding": […]}` per line.
     Jsonl,
@@ -68,6 +166,75 @@ fn partial(path: &Path) -> PathBuf {
     with_suffix(path, ".partial")
 }
 
+/// The test-only fault hook (see the module docs).
+mod fault {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    /// The hidden variable of the crash tests.
+    pub const VAR: &str = "CLIP_VISION_FAULT_ABORT_AT";
+
+    static DONE: AtomicU64 = AtomicU64::new(0);
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+
+    /// Marks a protocol step as done: under [`VAR`], reports it and aborts if it is the one.
+    pub fn step(what: &str, file: &std::path::Path) {
+        let Some(at) = *AT.get_or_init(|| std::env::var(VAR).ok()?.parse().ok()) else {
+            return;
+        };
+        let n = DONE.fetch_add(1, Ordering::SeqCst) + 1;
+        let name = file
+            .file_name()
+            .unwrap_or(file.as_os_str())
+            .to_string_lossy();
+        eprintln!("fault step {n}: {what} {name}");
+        if n == at {
+            eprintln!("fault injection: abort after step {n}");
+            std::process::abort();
+        }
+    }
+}
+use fault::step;
+
+/// `path`'s directory made durable (the renames, creations and removals in it).
+fn sync_dir(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync the directory {}", dir.display()))?;
+        step("fsync the directory of", path);
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to)
+        .with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))?;
+    step("rename to", to);
+    Ok(())
+}
+
+fn sync(file: &File, path: &Path) -> Result<()> {
+    file.sync_all()
+        .with_context(|| format!("cannot sync {}", path.display()))?;
+    step("fsync", path);
+    Ok(())
+}
+
+fn set_len(file: &File, len: u64, path: &Path) -> Result<()> {
+    file.set_len(len)
+        .with_context(|| format!("cannot cut {} to {len} bytes", path.display()))?;
+    step("cut (truncate)", path);
+    Ok(())
+}
+
 /// One output row: the image's path and its vector.
 pub type Row = (String, Vec<f32>);
 
@@ -77,6 +244,32 @@ pub enum Output {
     Stdout(std::io::Stdout),
     /// A file (and sidecar) growing under `.partial` names.
     File(FileOutput),
+}
+
+/// The names of an output's files.
+struct Names {
+    /// The rows, final name.
+    data: PathBuf,
+    /// The `.npy` sidecar, final name.
+    sidecar: Option<PathBuf>,
+    meta: PathBuf,
+}
+
+impl Names {
+    fn of(path: &Path, format: Format) -> Self {
+        Self {
+            data: path.to_path_buf(),
+            sidecar: (format == Format::Npy).then(|| sidecar_path(path)),
+            meta: meta_path(path),
+        }
+    }
+
+    /// The row files (data, then sidecar), final names.
+    fn row_files(&self) -> Vec<&Path> {
+        std::iter::once(self.data.as_path())
+            .chain(self.sidecar.as_deref())
+            .collect()
+    }
 }
 
 /// An output file being written.
@@ -91,7 +284,7 @@ pub struct FileOutput {
 }
 
 impl Output {
-    /// Appends rows and flushes them to the file system.
+    /// Appends rows and makes them durable.
     pub fn append(&mut self, rows: &[Row]) -> Result<()> {
         match self {
             Output::Stdout(out) => {
@@ -124,10 +317,46 @@ fn json_line(path: &str, v: &[f32]) -> Result<String> {
     ))
 }
 
+/// A sidecar line (without its newline): a JSON string, or (sidecars written before
+/// format 1) the plain path.
+fn sidecar_entry(line: &[u8]) -> String {
+    if line.first() == Some(&b'"') {
+        if let Ok(s) = serde_json::from_slice::<String>(line) {
+            return s;
+        }
+    }
+    String::from_utf8_lossy(line).into_owned()
+}
+
+/// The file's meta, if it has one.
+fn read_meta(meta_file: &Path) -> Result<Option<Meta>> {
+    match std::fs::read_to_string(meta_file) {
+        Ok(text) => {
+            Ok(Some(serde_json::from_str(&text).with_context(|| {
+                format!("{}: unreadable", meta_file.display())
+            })?))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", meta_file.display())),
+    }
+}
+
+/// Replaces the meta file atomically: temporary file, fsync, rename, fsync the directory.
+fn write_meta(meta_file: &Path, meta: &Meta) -> Result<()> {
+    let tmp = with_suffix(meta_file, ".tmp");
+    let mut f = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(serde_json::to_string_pretty(meta)?.as_bytes())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    step("write", &tmp);
+    sync(&f, &tmp)?;
+    rename(&tmp, meta_file)?;
+    sync_dir(meta_file)
+}
+
 impl FileOutput {
-    /// Opens `path` for a run. Without `resume` any earlier partial output is discarded;
-    /// with it, the rows already written (partial or finished) are kept and their paths
-    /// returned. The meta file must then match `meta`.
+    /// Opens `path` for a run. Without `resume` any earlier output (partial or finished) is
+    /// removed; with it, the rows already written (partial or finished) are kept and their
+    /// paths returned. The meta file must then match `meta`.
     pub fn open(path: &Path, meta: &Meta, resume: bool) -> Result<(Self, HashSet<String>)> {
         let format = Format::of(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -135,78 +364,115 @@ impl FileOutput {
                 bail!("{}: the output directory does not exist", dir.display());
             }
         }
-        let meta_file = meta_path(path);
-        let data_partial = partial(path);
-        let side_partial = partial(&sidecar_path(path));
-        if resume {
-            if let Ok(text) = std::fs::read_to_string(&meta_file) {
-                let old: Meta = serde_json::from_str(&text)
-                    .with_context(|| format!("{}: unreadable", meta_file.display()))?;
-                if &old != meta {
-                    bail!(
-                        "{}: the output was made with {old:?}, this run would add {meta:?}; use another output or drop --resume",
-                        meta_file.display()
-                    );
-                }
+        let names = Names::of(path, format);
+        let present: Vec<PathBuf> = names
+            .row_files()
+            .into_iter()
+            .flat_map(|f| [partial(f), f.to_path_buf()])
+            .filter(|f| f.exists())
+            .collect();
+        if !resume || present.is_empty() {
+            // Old rows go first: the new meta must never stand beside them.
+            for f in &present {
+                std::fs::remove_file(f)
+                    .with_context(|| format!("cannot remove {}", f.display()))?;
+                step("remove", f);
             }
-            // A finished output is extended: move it back under the partial names.
-            if path.is_file() && !data_partial.exists() {
-                std::fs::rename(path, &data_partial)?;
-                if format == Format::Npy && sidecar_path(path).is_file() {
-                    std::fs::rename(sidecar_path(path), &side_partial)?;
-                }
+            if !present.is_empty() {
+                sync_dir(path)?;
             }
+            write_meta(&names.meta, meta)?;
         } else {
-            for p in [&data_partial, &side_partial] {
-                if p.exists() {
-                    std::fs::remove_file(p)
-                        .with_context(|| format!("cannot remove {}", p.display()))?;
+            match read_meta(&names.meta)? {
+                Some(old) => {
+                    let diff = old.differences(meta);
+                    if !diff.is_empty() {
+                        bail!(
+                            "{}: --resume would mix rows made differently: {}; use another output or drop --resume",
+                            names.meta.display(),
+                            diff.join("; ")
+                        );
+                    }
+                }
+                None => bail!(
+                    "{}: missing, so the rows of {} cannot be told apart from this run's; drop --resume to start over",
+                    names.meta.display(),
+                    path.display()
+                ),
+            }
+            // A file under its final name (a finished output to extend, or the window of
+            // the finish between its two renames) goes back under its partial name.
+            for f in names.row_files() {
+                if f.exists() && !partial(f).exists() {
+                    rename(f, &partial(f))?;
                 }
             }
         }
-        std::fs::write(&meta_file, serde_json::to_string_pretty(meta)?)
-            .with_context(|| format!("cannot write {}", meta_file.display()))?;
         let (out, done) = match format {
-            Format::Jsonl => Self::open_jsonl(path, &data_partial, meta.dim)?,
-            Format::Npy => Self::open_npy(path, &data_partial, &side_partial, meta.dim)?,
+            Format::Jsonl => Self::open_jsonl(path, meta.dim)?,
+            Format::Npy => Self::open_npy(path, meta.dim)?,
         };
+        sync_dir(path)?;
         Ok((out, done))
     }
 
-    fn open_jsonl(path: &Path, data_partial: &Path, dim: usize) -> Result<(Self, HashSet<String>)> {
+    fn open_jsonl(path: &Path, dim: usize) -> Result<(Self, HashSet<String>)> {
+        let data_partial = partial(path);
         let mut done = HashSet::new();
         let mut good_len = 0u64;
-        if data_partial.exists() {
-            let reader = BufReader::new(File::open(data_partial)?);
-            for line in reader.split(b'\n') {
-                let line = line?;
-                // A line without its newline, or not valid, is the tail of a killed run.
-                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) else {
+        let mut rows = 0u64;
+        let exists = data_partial.exists();
+        if exists {
+            let mut reader = BufReader::new(
+                File::open(&data_partial)
+                    .with_context(|| format!("cannot open {}", data_partial.display()))?,
+            );
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let n = reader
+                    .read_until(b'\n', &mut line)
+                    .with_context(|| format!("cannot read {}", data_partial.display()))?;
+                // A last line without its newline is the tail of a killed run: cut, redone.
+                if n == 0 || line.last() != Some(&b'\n') {
                     break;
-                };
-                let (Some(p), Some(e)) = (v["path"].as_str(), v["embedding"].as_array()) else {
-                    break;
+                }
+                let row = serde_json::from_slice::<serde_json::Value>(&line).ok();
+                let fields = row
+                    .as_ref()
+                    .and_then(|v| Some((v["path"].as_str()?, v["embedding"].as_array()?)));
+                let Some((p, e)) = fields else {
+                    bail!(
+                        "{}:{}: a whole line that is not a row (not written by `embed`?): fix or remove the file, or drop --resume",
+                        data_partial.display(),
+                        rows + 1
+                    );
                 };
                 if e.len() != dim {
                     bail!(
-                        "{}: a row has {} values, this model gives {dim}",
+                        "{}:{}: a row of {} values, this model gives {dim}",
                         data_partial.display(),
+                        rows + 1,
                         e.len()
                     );
                 }
                 done.insert(p.to_owned());
-                good_len += line.len() as u64 + 1;
+                good_len += n as u64;
+                rows += 1;
             }
         }
         let data = OpenOptions::new()
             .create(true)
             .append(true)
-            .read(true)
-            .open(data_partial)?;
-        if data.metadata()?.len() > good_len {
-            data.set_len(good_len)?;
+            .open(&data_partial)
+            .with_context(|| format!("cannot write {}", data_partial.display()))?;
+        if !exists {
+            step("create", &data_partial);
         }
-        let rows = done.len() as u64;
+        if data.metadata()?.len() > good_len {
+            set_len(&data, good_len, &data_partial)?;
+        }
+        sync(&data, &data_partial)?;
         Ok((
             Self {
                 format: Format::Jsonl,
@@ -220,50 +486,96 @@ impl FileOutput {
         ))
     }
 
-    fn open_npy(
-        path: &Path,
-        data_partial: &Path,
-        side_partial: &Path,
-        dim: usize,
-    ) -> Result<(Self, HashSet<String>)> {
-        let mut paths = Vec::new();
-        if side_partial.exists() {
-            let text = std::fs::read(side_partial)?;
-            // Only lines that end in a newline were written whole.
-            let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            paths = String::from_utf8_lossy(&text[..complete])
-                .lines()
-                .map(str::to_owned)
-                .collect();
-        }
-        let mut rows = 0u64;
-        if data_partial.exists() {
-            let mut f = File::open(data_partial)?;
-            let (_, file_dim, start) = npy::parse_header(&mut f, data_partial)?;
-            if file_dim as usize != dim {
-                bail!(
-                    "{}: rows of {file_dim} values, this model gives {dim}",
-                    data_partial.display()
-                );
+    fn open_npy(path: &Path, dim: usize) -> Result<(Self, HashSet<String>)> {
+        let data_partial = partial(path);
+        let side_partial = partial(&sidecar_path(path));
+        // Sidecar: the byte offset after each whole line.
+        let text = match std::fs::read(&side_partial) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", side_partial.display()))
             }
-            let data_rows = (f.metadata()?.len().saturating_sub(start)) / (4 * dim as u64);
-            rows = data_rows.min(paths.len() as u64);
+        };
+        let ends: Vec<usize> = text
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .map(|(i, _)| i + 1)
+            .collect();
+        // Data: whole rows after the header.
+        let row_bytes = 4 * dim as u64;
+        let mut data_rows = 0u64;
+        if let Ok(m) = std::fs::metadata(&data_partial) {
+            // Shorter than a header: created, killed before its header was whole; no rows.
+            if m.len() >= npy::HEADER_LEN {
+                let mut f = File::open(&data_partial)
+                    .with_context(|| format!("cannot open {}", data_partial.display()))?;
+                let (_, file_dim, start) = npy::parse_header(&mut f, &data_partial)?;
+                if file_dim as usize != dim {
+                    bail!(
+                        "{}: rows of {file_dim} values, this model gives {dim}",
+                        data_partial.display()
+                    );
+                }
+                if start != npy::HEADER_LEN {
+                    bail!(
+                        "{}: a {start}-byte .npy header, not one `embed` writes ({} bytes)",
+                        data_partial.display(),
+                        npy::HEADER_LEN
+                    );
+                }
+                data_rows = (m.len() - start) / row_bytes.max(1);
+            }
         }
-        paths.truncate(rows as usize);
+        let rows = data_rows.min(ends.len() as u64);
+        let keep = if rows == 0 {
+            0
+        } else {
+            ends[rows as usize - 1]
+        };
+        let mut done = HashSet::new();
+        let mut from = 0;
+        for &end in &ends[..rows as usize] {
+            done.insert(sidecar_entry(&text[from..end - 1]));
+            from = end;
+        }
+
+        // Sidecar first, cut in place to the rows kept (never rewritten).
+        let side_existed = side_partial.exists();
+        let sidecar = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&side_partial)
+            .with_context(|| format!("cannot write {}", side_partial.display()))?;
+        if !side_existed {
+            step("create", &side_partial);
+        }
+        if text.len() as u64 > keep as u64 {
+            set_len(&sidecar, keep as u64, &side_partial)?;
+        }
+        sync(&sidecar, &side_partial)?;
+
+        let data_existed = data_partial.exists();
         let mut data = OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
-            .open(data_partial)?;
-        data.set_len(npy::HEADER_LEN + rows * 4 * dim as u64)?;
-        npy::write_header(&mut data, rows, dim as u64)?;
-        let mut sidecar = File::create(side_partial)?;
-        for p in &paths {
-            writeln!(sidecar, "{p}")?;
+            .open(&data_partial)
+            .with_context(|| format!("cannot write {}", data_partial.display()))?;
+        if !data_existed {
+            step("create", &data_partial);
         }
-        sidecar.sync_data()?;
-        let done = paths.into_iter().collect();
+        let want_len = npy::HEADER_LEN + rows * row_bytes;
+        let len = data.metadata()?.len();
+        if len > want_len {
+            set_len(&data, want_len, &data_partial)?;
+        }
+        npy::write_header(&mut data, rows, dim as u64)
+            .with_context(|| format!("cannot write {}", data_partial.display()))?;
+        step("write the header of", &data_partial);
+        sync(&data, &data_partial)?;
         Ok((
             Self {
                 format: Format::Npy,
@@ -281,6 +593,8 @@ impl FileOutput {
         if let Some((p, v)) = rows.iter().find(|(_, v)| v.len() != self.dim) {
             bail!("row of {p} has {} values, expected {}", v.len(), self.dim);
         }
+        let data_partial = partial(&self.path);
+        let write_err = || format!("cannot write {}", data_partial.display());
         match self.format {
             Format::Jsonl => {
                 let mut text = String::new();
@@ -288,53 +602,74 @@ impl FileOutput {
                     text.push_str(&json_line(path, v)?);
                     text.push('\n');
                 }
-                self.data.write_all(text.as_bytes())?;
+                self.data
+                    .write_all(text.as_bytes())
+                    .with_context(write_err)?;
+                step(
+                    &format!("append {} rows (commit) to", rows.len()),
+                    &data_partial,
+                );
+                sync(&self.data, &data_partial)?;
             }
             Format::Npy => {
-                // Data, then paths, then the header's row count: after a kill the sidecar
-                // never lists a row whose data is missing.
-                self.data.write_all(&npy::row_bytes(
-                    &rows.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
-                ))?;
+                // Data (durable), then paths: a path line is never whole before its row.
+                self.data
+                    .write_all(&npy::row_bytes(
+                        &rows.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+                    ))
+                    .with_context(write_err)?;
+                step(&format!("append {} rows to", rows.len()), &data_partial);
+                sync(&self.data, &data_partial)?;
                 let mut text = String::new();
                 for (path, _) in rows {
-                    text.push_str(path);
+                    text.push_str(&serde_json::to_string(path)?);
                     text.push('\n');
                 }
+                let side_partial = partial(&sidecar_path(&self.path));
                 if let Some(side) = &mut self.sidecar {
-                    side.write_all(text.as_bytes())?;
-                    side.flush()?;
+                    side.write_all(text.as_bytes())
+                        .with_context(|| format!("cannot write {}", side_partial.display()))?;
+                    step(
+                        &format!("append {} paths (commit) to", rows.len()),
+                        &side_partial,
+                    );
+                    sync(side, &side_partial)?;
                 }
                 npy::write_header(
                     &mut self.data,
                     self.rows + rows.len() as u64,
                     self.dim as u64,
-                )?;
+                )
+                .with_context(write_err)?;
+                step("write the header of", &data_partial);
             }
         }
-        self.data.flush()?;
         self.rows += rows.len() as u64;
         Ok(())
     }
 
     fn finish(self) -> Result<()> {
-        self.data.sync_all()?;
-        if let Some(side) = &self.sidecar {
-            side.sync_all()?;
-            std::fs::rename(partial(&sidecar_path(&self.path)), sidecar_path(&self.path))?;
+        let data_partial = partial(&self.path);
+        if self.format == Format::Npy {
+            // The header's row count, written after the last batch's fsync.
+            sync(&self.data, &data_partial)?;
         }
-        std::fs::rename(partial(&self.path), &self.path).with_context(|| {
+        rename(&data_partial, &self.path).with_context(|| {
             format!("cannot move the finished output to {}", self.path.display())
         })?;
-        Ok(())
+        if self.sidecar.is_some() {
+            let side = sidecar_path(&self.path);
+            rename(&partial(&side), &side)?;
+        }
+        sync_dir(&self.path)
     }
 }
 
 /// Bytes an output of `rows` rows of `dim` values will take at most: `.npy` rows and the
-/// sidecar's paths, or JSON lines with up to 16 characters a value.
+/// sidecar's quoted paths, or JSON lines with up to 16 characters a value.
 pub fn estimate_bytes(format: Format, rows: u64, dim: usize, mean_path_len: u64) -> u64 {
     let per_row = match format {
-        Format::Npy => 4 * dim as u64 + mean_path_len + 1,
+        Format::Npy => 4 * dim as u64 + mean_path_len + 3,
         Format::Jsonl => 16 * dim as u64 + mean_path_len + 32,
     };
     rows.saturating_mul(per_row)
@@ -370,14 +705,12 @@ pub fn check_free_space(output: &Path, need: u64) -> Result<()> {
 /// Reads an index written by `embed`: its meta and its `(path, row)` pairs.
 pub fn read_index(path: &Path) -> Result<(Meta, Vec<Row>)> {
     let meta_file = meta_path(path);
-    let meta: Meta =
-        serde_json::from_str(&std::fs::read_to_string(&meta_file).with_context(|| {
-            format!(
-                "cannot read {} (written by `embed` beside its output)",
-                meta_file.display()
-            )
-        })?)
-        .with_context(|| format!("{}: unreadable", meta_file.display()))?;
+    let meta = read_meta(&meta_file)?.with_context(|| {
+        format!(
+            "cannot read {} (written by `embed` beside its output)",
+            meta_file.display()
+        )
+    })?;
     let rows = match Format::of(path)? {
         Format::Jsonl => {
             let reader = BufReader::new(
@@ -402,10 +735,12 @@ pub fn read_index(path: &Path) -> Result<(Meta, Vec<Row>)> {
         Format::Npy => {
             let (_, data) = npy::read(path)?;
             let side = sidecar_path(path);
-            let names: Vec<String> = std::fs::read_to_string(&side)
-                .with_context(|| format!("cannot read the sidecar {}", side.display()))?
-                .lines()
-                .map(str::to_owned)
+            let text = std::fs::read(&side)
+                .with_context(|| format!("cannot read the sidecar {}", side.display()))?;
+            let names: Vec<String> = text
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(sidecar_entry)
                 .collect();
             if names.len() != data.len() {
                 bail!(
@@ -427,4 +762,47 @@ pub fn read_index(path: &Path) -> Result<(Meta, Vec<Row>)> {
         );
     }
     Ok((meta, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sidecar_lines_are_json_strings_or_old_plain_paths() {
+        assert_eq!(sidecar_entry(br#""/a/b\nc.jpg""#), "/a/b\nc.jpg");
+        assert_eq!(sidecar_entry(b"/old/plain path.jpg"), "/old/plain path.jpg");
+        assert_eq!(sidecar_entry(br#""unterminated"#), "\"unterminated");
+    }
+
+    #[test]
+    fn meta_differences_name_the_field_and_both_values() {
+        let a = Meta {
+            format_version: 1,
+            model: "/m".into(),
+            activation: None,
+            fingerprint: Some("fnv1a64:1".into()),
+            kind: "pooled".into(),
+            normalized: true,
+            dim: 8,
+        };
+        let b = Meta {
+            activation: Some("quick_gelu".into()),
+            dim: 16,
+            ..a.clone()
+        };
+        assert_eq!(
+            a.differences(&b),
+            [
+                "activation: none (output) vs quick_gelu (this run)",
+                "dim: 8 (output) vs 16 (this run)"
+            ]
+        );
+        assert!(a.differences(&a).is_empty());
+        // A meta of format 0 reads, with the fields it lacked absent.
+        let old: Meta =
+            serde_json::from_str(r#"{"model":"m","kind":"pooled","normalized":true,"dim":8}"#)
+                .unwrap();
+        assert_eq!((old.format_version, old.fingerprint), (0, None));
+    }
 }

@@ -1,5 +1,6 @@
 //! The images a run covers: files named on the command line and image files found by
-//! walking directories, sorted, each once.
+//! walking directories, each once by its canonical path (absolute, symbolic links resolved,
+//! so `./photos` and `photos`, or a file named twice, give one row per file), sorted.
 
 use anyhow::{bail, Result};
 use std::collections::BTreeSet;
@@ -17,22 +18,24 @@ fn is_image_name(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Every image under `roots`, sorted by path. A root that is a file is taken whatever its
-/// name (and is reported later if it is not an image); a directory is walked recursively
-/// for files with an image extension, following no symbolic links to directories (so a
-/// link cycle cannot loop). Unreadable directories are returned in the second list.
+/// Every image under `roots`, by canonical path, sorted. A root that is a file is taken
+/// whatever its name (and is reported later if it is not an image); a directory is walked
+/// recursively for files with an image extension, following no symbolic links to
+/// directories (so a link cycle cannot loop); a symbolic link to a file is taken as the file
+/// it points to. Unreadable directories and broken links are returned in the second list.
 pub fn collect(roots: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<Problem>)> {
     let mut found = BTreeSet::new();
     let mut problems = Vec::new();
     for root in roots {
-        let meta = match std::fs::metadata(root) {
-            Ok(m) => m,
+        let canonical = match std::fs::canonicalize(root) {
+            Ok(p) => p,
             Err(e) => bail!("{}: {e}", root.display()),
         };
-        if meta.is_dir() {
-            walk(root, &mut found, &mut problems);
+        if canonical.is_dir() {
+            // Under a canonical directory, every entry but a symbolic link is canonical.
+            walk(&canonical, &mut found, &mut problems);
         } else {
-            found.insert(root.clone());
+            found.insert(canonical);
         }
     }
     Ok((found.into_iter().collect(), problems))
@@ -64,7 +67,17 @@ fn walk(dir: &Path, found: &mut BTreeSet<PathBuf>, problems: &mut Vec<Problem>) 
         if kind.is_dir() {
             walk(&path, found, problems);
         } else if is_image_name(&path) {
-            found.insert(path);
+            if kind.is_symlink() {
+                match std::fs::canonicalize(&path) {
+                    Ok(target) if !target.is_dir() => {
+                        found.insert(target);
+                    }
+                    Ok(_) => {}
+                    Err(e) => problems.push((path, format!("broken symbolic link: {e}"))),
+                }
+            } else {
+                found.insert(path);
+            }
         }
     }
 }
@@ -81,13 +94,38 @@ mod tests {
         for f in ["b/c/z.JPG", "b/a.png", "b/notes.txt", "a.webp"] {
             std::fs::write(d.join(f), b"x").unwrap();
         }
-        let (files, problems) = collect(&[d.to_path_buf(), d.join("b/notes.txt")]).unwrap();
+        let (files, problems) = collect(&[
+            d.to_path_buf(),
+            d.join("b/notes.txt"),
+            d.join("b/../b/./a.png"),
+            d.join("b"),
+        ])
+        .unwrap();
+        let d = std::fs::canonicalize(d).unwrap();
         let rel: Vec<String> = files
             .iter()
-            .map(|p| p.strip_prefix(d).unwrap().display().to_string())
+            .map(|p| p.strip_prefix(&d).unwrap().display().to_string())
             .collect();
         assert_eq!(rel, ["a.webp", "b/a.png", "b/c/z.JPG", "b/notes.txt"]);
         assert!(problems.is_empty());
         assert!(collect(&[d.join("missing")]).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_to_files_are_their_targets_and_broken_links_are_problems() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = std::fs::canonicalize(tmp.path()).unwrap();
+        std::fs::write(d.join("real.png"), b"x").unwrap();
+        std::os::unix::fs::symlink(d.join("real.png"), d.join("link.png")).unwrap();
+        std::os::unix::fs::symlink(d.join("gone.png"), d.join("broken.png")).unwrap();
+        let (files, problems) = collect(std::slice::from_ref(&d)).unwrap();
+        assert_eq!(files, [d.join("real.png")]);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].0, d.join("broken.png"));
+        assert!(
+            problems[0].1.starts_with("broken symbolic link"),
+            "{problems:?}"
+        );
     }
 }
