@@ -9,7 +9,8 @@
 //! - The vit-* crates pull in no serde, image codec, tokenizer or CLI crate; clip-checkpoint
 //!   no image codec and no vit-* crate; clip-preprocess no vit-* crate (even transitively).
 //! - Every Rust source file opens with a `//!` doc comment.
-//! - Every ignored test says why (`#[ignore = "why"]`); CI runs those it can (`.ci/run`).
+//! - Every ignored test says why (`#[ignore = "why"]`); CI runs those it can, and `.ci/run`
+//!   runs the same commands as `cargo xtask ci`.
 
 #![cfg(test)]
 
@@ -530,4 +531,25 @@ fn the_ignore_scan_wants_a_reason() {
 fn the_keyword_scan_sees_code_not_comments_or_strings() {
     assert_eq!(code_of("let s = \"unsafe\"; // unsafe"), "let s = ; ");
     assert!(code_of("unsafe { f() }").contains("unsafe"));
+}
+
+#[test]
+fn ci_script_and_xtask_ci_run_the_same_commands() {
+    let path = crate::root().join(".ci/run");
+    let script = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let commands: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| !l.starts_with("set ") && !l.starts_with("cd "))
+        .collect();
+    let steps: Vec<String> = crate::CI_STEPS
+        .iter()
+        .map(|s| format!("cargo {s}"))
+        .collect();
+    assert_eq!(commands, steps, ".ci/run and xtask's CI_STEPS differ");
+    assert!(
+        steps.iter().any(|s| s.contains("-- --ignored")),
+        "CI runs no ignored test"
+    );
 }
