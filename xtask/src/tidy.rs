@@ -2,10 +2,15 @@
 //!
 //! - `unsafe` code exists only in `crates/vit-tensor/src/gemm.rs`; every other crate root
 //!   forbids it.
-//! - Dependencies point one way: vit-tensor ← vit-layers ← vit-encoder ← clip-vision ← CLI.
-//! - The layer crates pull in no serde, image codec or CLI crate, even transitively.
+//! - Dependencies between workspace crates follow [`EDGES`] only (vit-tensor ← vit-layers ←
+//!   vit-encoder ← clip-vision ← CLI; clip-checkpoint ← clip-preprocess; both ← clip-vision,
+//!   clip-preprocess behind its `image` feature; clip-text behind `text`), for whichever of
+//!   those crates exist; dev-dependencies may reach any crate below along those edges.
+//! - The vit-* crates pull in no serde, image codec, tokenizer or CLI crate; clip-checkpoint
+//!   no image codec and no vit-* crate; clip-preprocess no vit-* crate (even transitively).
 //! - Every Rust source file opens with a `//!` doc comment.
-//! - No test is marked ignore: slow checks live in benches or behind an environment variable.
+//! - Every ignored test says why (`#[ignore = "why"]`); CI runs those it can, and `.ci/run`
+//!   runs the same commands as `cargo xtask ci`.
 
 #![cfg(test)]
 
@@ -14,14 +19,58 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The crates in dependency order: each may depend only on those before it.
-const LAYERS: [&str; 5] = [
+/// The workspace crates under the dependency rule, with every dependency each may have on
+/// another of them: `(from, to, feature)`, where `Some(feature)` means the dependency is
+/// optional and enabled by that feature of `from`. Crates of this list that do not exist
+/// (yet) are skipped; a crate not listed here (benches, xtask) may depend on any of them,
+/// none of them on it.
+const EDGES: &[(&str, &str, Option<&str>)] = &[
+    ("vit-layers", "vit-tensor", None),
+    ("vit-encoder", "vit-tensor", None),
+    ("vit-encoder", "vit-layers", None),
+    ("clip-preprocess", "clip-checkpoint", None),
+    ("clip-text", "vit-layers", None),
+    ("clip-text", "vit-encoder", None),
+    ("clip-text", "clip-checkpoint", None),
+    ("clip-vision", "vit-tensor", None),
+    ("clip-vision", "vit-layers", None),
+    ("clip-vision", "vit-encoder", None),
+    ("clip-vision", "clip-checkpoint", None),
+    ("clip-vision", "clip-preprocess", Some("image")),
+    ("clip-vision", "clip-text", Some("text")),
+    ("clip-vision-cli", "clip-vision", None),
+    ("clip-vision-py", "clip-vision", None),
+];
+
+/// Every crate the rule knows, whether or not it exists yet.
+const RULED: [&str; 9] = [
     "vit-tensor",
     "vit-layers",
     "vit-encoder",
+    "clip-checkpoint",
+    "clip-preprocess",
+    "clip-text",
     "clip-vision",
     "clip-vision-cli",
+    "clip-vision-py",
 ];
+
+/// Packages a crate must not pull in, even transitively: `(crates, banned)`.
+const IMAGE_CODECS: &[&str] = &[
+    "image",
+    "mozjpeg",
+    "mozjpeg-sys",
+    "png",
+    "jpeg-decoder",
+    "zune-jpeg",
+    "gif",
+    "tiff",
+    "image-webp",
+];
+const VIT_CRATES: &[&str] = &["vit-tensor", "vit-layers", "vit-encoder"];
+const SERDE: &[&str] = &["serde", "serde_json", "safetensors"];
+const TOKENIZERS: &[&str] = &["tokenizers", "tiktoken-rs", "clip-text"];
+const CLI: &[&str] = &["clap", "indicatif", "clip-vision-cli"];
 
 /// The only file allowed to hold `unsafe` code.
 const UNSAFE_HOME: &str = "crates/vit-tensor/src/gemm.rs";
@@ -160,48 +209,233 @@ fn every_source_file_opens_with_a_module_doc() {
     assert!(missing.is_empty(), "files without a //! doc: {missing:?}");
 }
 
-#[test]
-fn no_test_is_ignored() {
-    let needle = ["#[", "ignore"].concat();
-    for (path, text) in workspace_sources() {
-        assert!(!text.contains(&needle), "{path} ignores a test");
-    }
+/// Whether a line's `#[ignore …]` attribute gives a reason: `None` when the line holds no
+/// such attribute in code, `Some(false)` for a bare `#[ignore]` or an empty reason.
+fn ignore_has_reason(line: &str) -> Option<bool> {
+    let attr = ["#[", "ignore"].concat();
+    let end = line
+        .match_indices(&attr)
+        .map(|(at, _)| at + attr.len())
+        .find(|&end| code_of(&line[..end]).ends_with(&attr))?;
+    let rest = line[end..].trim_start();
+    let Some(reason) = rest.strip_prefix('=') else {
+        return Some(false);
+    };
+    let reason = reason.trim_start();
+    let quoted = reason
+        .strip_prefix('"')
+        .and_then(|r| r.find('"').map(|end| &r[..end]));
+    Some(quoted.is_some_and(|r| !r.trim().is_empty()))
 }
 
-/// `cargo metadata` of the workspace.
+#[test]
+fn every_ignored_test_says_why() {
+    let mut bare = Vec::new();
+    for (path, text) in workspace_sources() {
+        for (i, line) in text.lines().enumerate() {
+            if ignore_has_reason(line) == Some(false) {
+                bare.push(format!("{path}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        bare.is_empty(),
+        "ignored tests without a reason (write #[ignore = \"why\"]):\n{}",
+        bare.join("\n")
+    );
+}
+
+/// The triple of the machine the tests run on, from `rustc -vV`.
+fn host_triple() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(&rustc)
+        .arg("-vV")
+        .output()
+        .unwrap_or_else(|e| panic!("{rustc} -vV: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|| panic!("{rustc} -vV prints no host line:\n{text}"))
+}
+
+/// `cargo metadata` of the workspace, resolved for the host only: metadata of every
+/// platform would need the sources of every platform's crates (Windows API bindings and
+/// the like), which a fresh machine has not downloaded and `cargo test` never builds.
 fn metadata() -> Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let host = host_triple();
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .args(["--filter-platform", &host])
         .current_dir(crate::root())
         .output()
         .unwrap_or_else(|e| panic!("cargo metadata: {e}"));
     assert!(
         out.status.success(),
-        "cargo metadata failed: {}",
+        "cargo metadata --filter-platform {host} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("cargo metadata JSON: {e}"))
 }
 
-#[test]
-fn dependencies_point_one_way() {
-    let meta = metadata();
-    let rank: HashMap<&str, usize> = LAYERS.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    for pkg in meta["packages"].as_array().into_iter().flatten() {
-        let name = pkg["name"].as_str().unwrap_or_default();
-        let Some(&r) = rank.get(name) else { continue };
-        for dep in pkg["dependencies"].as_array().into_iter().flatten() {
-            let dep_name = dep["name"].as_str().unwrap_or_default();
-            if let Some(&d) = rank.get(dep_name) {
-                assert!(d < r, "{name} depends on {dep_name}, which sits above it");
+/// The workspace members' package entries, by name.
+fn members(meta: &Value) -> HashMap<String, &Value> {
+    let ids: HashSet<&str> = meta["workspace_members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["id"].as_str().is_some_and(|id| ids.contains(id)))
+        .filter_map(|p| Some((p["name"].as_str()?.to_owned(), p)))
+        .collect()
+}
+
+/// The crates `name` may reach through [`EDGES`], itself excluded.
+fn below(name: &str) -> HashSet<&'static str> {
+    let mut seen = HashSet::new();
+    let mut stack = vec![name];
+    while let Some(n) = stack.pop() {
+        for &(from, to, _) in EDGES {
+            if from == n && seen.insert(to) {
+                stack.push(to);
             }
         }
     }
+    seen
+}
+
+/// Every breach of the dependency rule in `meta`, one line each.
+fn edge_breaches(meta: &Value) -> Vec<String> {
+    let members = members(meta);
+    let mut breaches = Vec::new();
+    for (name, pkg) in &members {
+        if !RULED.contains(&name.as_str()) {
+            continue;
+        }
+        let below = below(name);
+        for dep in pkg["dependencies"].as_array().into_iter().flatten() {
+            let dep_name = dep["name"].as_str().unwrap_or_default();
+            if !members.contains_key(dep_name) {
+                continue;
+            }
+            if dep["kind"].as_str() == Some("dev") {
+                if !below.contains(dep_name) {
+                    breaches.push(format!("{name} dev-depends on {dep_name}, not below it"));
+                }
+                continue;
+            }
+            let edge = EDGES
+                .iter()
+                .find(|(from, to, _)| from == name && *to == dep_name);
+            let Some(&(_, _, gate)) = edge else {
+                breaches.push(format!("{name} depends on {dep_name}: not an allowed edge"));
+                continue;
+            };
+            let optional = dep["optional"].as_bool() == Some(true);
+            match gate {
+                None if optional => {
+                    breaches.push(format!("{name} → {dep_name} should not be optional"));
+                }
+                None => {}
+                Some(feature) => {
+                    let enables = pkg["features"][feature]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .any(|f| f == dep_name || f == format!("dep:{dep_name}"));
+                    if !optional || !enables {
+                        breaches.push(format!(
+                            "{name} → {dep_name} must be optional and enabled by feature \
+                             {feature:?} (optional: {optional}, {feature}: {})",
+                            pkg["features"][feature]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    breaches.sort();
+    breaches
+}
+
+#[test]
+fn dependencies_point_one_way() {
+    let meta = metadata();
+    let members = members(&meta);
+    for krate in ["vit-tensor", "vit-layers", "vit-encoder", "clip-vision"] {
+        assert!(members.contains_key(krate), "no workspace crate {krate}");
+    }
+    let breaches = edge_breaches(&meta);
+    assert!(breaches.is_empty(), "{}", breaches.join("\n"));
+}
+
+/// A made-up `cargo metadata` of three members: `deps` as `(from, to, kind, optional)`,
+/// `features` as `(package, feature, enables)`.
+fn fake_metadata(deps: &[(&str, &str, &str, bool)], features: &[(&str, &str, &str)]) -> Value {
+    let names: HashSet<&str> = deps.iter().flat_map(|d| [d.0, d.1]).collect();
+    let packages: Vec<Value> = names
+        .iter()
+        .map(|n| {
+            let dependencies: Vec<Value> = deps
+                .iter()
+                .filter(|d| d.0 == *n)
+                .map(|d| {
+                    let kind = if d.2 == "normal" {
+                        Value::Null
+                    } else {
+                        d.2.into()
+                    };
+                    serde_json::json!({"name": d.1, "kind": kind, "optional": d.3})
+                })
+                .collect();
+            let mut feats = serde_json::Map::new();
+            for f in features.iter().filter(|f| f.0 == *n) {
+                feats.insert(f.1.into(), serde_json::json!([f.2]));
+            }
+            serde_json::json!({"id": n, "name": n, "dependencies": dependencies, "features": feats})
+        })
+        .collect();
+    serde_json::json!({"packages": packages, "workspace_members": names.iter().collect::<Vec<_>>()})
+}
+
+#[test]
+fn the_edge_rule_refuses_what_it_should() {
+    let ok = fake_metadata(
+        &[
+            ("clip-vision", "clip-preprocess", "normal", true),
+            ("clip-vision", "clip-checkpoint", "normal", false),
+            ("clip-preprocess", "clip-checkpoint", "normal", false),
+            ("clip-vision-cli", "clip-checkpoint", "dev", false),
+        ],
+        &[("clip-vision", "image", "dep:clip-preprocess")],
+    );
+    assert_eq!(edge_breaches(&ok), Vec::<String>::new());
+    let bad = fake_metadata(
+        &[
+            ("clip-checkpoint", "vit-tensor", "normal", false),
+            ("clip-vision", "clip-preprocess", "normal", false),
+            ("vit-tensor", "vit-layers", "dev", false),
+            ("clip-vision-cli", "clip-preprocess", "normal", false),
+        ],
+        &[],
+    );
+    let breaches = edge_breaches(&bad);
+    assert_eq!(breaches.len(), 4, "{breaches:#?}");
+    assert!(breaches[0].starts_with("clip-checkpoint depends on vit-tensor"));
+    assert!(breaches[1].starts_with("clip-vision → clip-preprocess must be optional"));
+    assert!(breaches[2].starts_with("clip-vision-cli depends on clip-preprocess"));
+    assert!(breaches[3].starts_with("vit-tensor dev-depends on vit-layers"));
 }
 
 /// Names of every package `name` pulls in through normal (non-dev, non-build) dependencies,
-/// with its default features, as the lockfile resolves them.
+/// with the workspace's features, as the lockfile resolves them for the host.
 fn normal_closure(meta: &Value, name: &str) -> HashSet<String> {
     let packages: HashMap<&str, &str> = meta["packages"]
         .as_array()
@@ -215,14 +449,16 @@ fn normal_closure(meta: &Value, name: &str) -> HashSet<String> {
         .flatten()
         .filter_map(|n| Some((n["id"].as_str()?, n)))
         .collect();
-    let start = packages
-        .iter()
-        .find(|(_, n)| **n == name)
-        .map(|(id, _)| *id);
+    let start = members(meta)
+        .get(name)
+        .and_then(|p| p["id"].as_str())
+        .map(str::to_owned);
     let mut seen = HashSet::new();
-    let mut stack: Vec<&str> = start.into_iter().collect();
+    let mut stack: Vec<String> = start.into_iter().collect();
     while let Some(id) = stack.pop() {
-        let Some(node) = nodes.get(id) else { continue };
+        let Some(node) = nodes.get(id.as_str()) else {
+            continue;
+        };
         for dep in node["deps"].as_array().into_iter().flatten() {
             let normal = dep["dep_kinds"]
                 .as_array()
@@ -233,7 +469,7 @@ fn normal_closure(meta: &Value, name: &str) -> HashSet<String> {
                 continue;
             };
             if normal && seen.insert(packages.get(dep_id).copied().unwrap_or(dep_id).to_owned()) {
-                stack.push(dep_id);
+                stack.push(dep_id.to_owned());
             }
         }
     }
@@ -241,33 +477,79 @@ fn normal_closure(meta: &Value, name: &str) -> HashSet<String> {
 }
 
 #[test]
-fn layer_crates_pull_in_no_serde_codec_or_cli() {
+fn crates_pull_in_only_what_their_layer_needs() {
     let meta = metadata();
-    for krate in ["vit-tensor", "vit-layers", "vit-encoder"] {
-        let deps = normal_closure(&meta, krate);
-        for banned in [
-            "serde",
-            "serde_json",
-            "image",
-            "mozjpeg",
-            "clap",
-            "indicatif",
-            "safetensors",
-        ] {
-            assert!(
-                !deps.contains(banned),
-                "{krate} pulls in {banned} (through {deps:?})"
-            );
+    let members = members(&meta);
+    let rules: [(&[&str], &[&[&str]]); 4] = [
+        (VIT_CRATES, &[SERDE, IMAGE_CODECS, TOKENIZERS, CLI]),
+        (&["clip-checkpoint"], &[IMAGE_CODECS, VIT_CRATES, CLI]),
+        (&["clip-preprocess"], &[VIT_CRATES, CLI]),
+        (&["clip-vision"], &[CLI]),
+    ];
+    let mut checked = 0;
+    for (crates, banned) in rules {
+        for krate in crates.iter().filter(|k| members.contains_key(**k)) {
+            let deps = normal_closure(&meta, krate);
+            checked += 1;
+            for banned in banned.iter().copied().flatten() {
+                assert!(
+                    !deps.contains(*banned),
+                    "{krate} pulls in {banned} (through {deps:?})"
+                );
+            }
         }
     }
+    assert!(checked >= 4, "only {checked} crates checked");
+    // The closure walk sees what it should: clip-vision reaches the vit crates and serde.
     let core = normal_closure(&meta, "clip-vision");
-    for banned in ["clap", "indicatif"] {
-        assert!(!core.contains(banned), "clip-vision pulls in {banned}");
+    for needed in ["vit-tensor", "vit-encoder", "serde_json", "rayon"] {
+        assert!(
+            core.contains(needed),
+            "clip-vision's closure lacks {needed}"
+        );
     }
+}
+
+#[test]
+fn the_ignore_scan_wants_a_reason() {
+    let attr = ["#[", "ignore"].concat();
+    assert_eq!(ignore_has_reason(&format!("    {attr}]")), Some(false));
+    assert_eq!(ignore_has_reason(&format!("{attr} = \"\"]")), Some(false));
+    assert_eq!(
+        ignore_has_reason(&format!("{attr} = \"needs a checkpoint\"]")),
+        Some(true)
+    );
+    assert_eq!(ignore_has_reason(&format!("// {attr}]")), None);
+    assert_eq!(ignore_has_reason("fn ignore_this() {}"), None);
+    assert_eq!(
+        ignore_has_reason(&format!("let s = \"{attr}]\"; {attr}]")),
+        Some(false)
+    );
 }
 
 #[test]
 fn the_keyword_scan_sees_code_not_comments_or_strings() {
     assert_eq!(code_of("let s = \"unsafe\"; // unsafe"), "let s = ; ");
     assert!(code_of("unsafe { f() }").contains("unsafe"));
+}
+
+#[test]
+fn ci_script_and_xtask_ci_run_the_same_commands() {
+    let path = crate::root().join(".ci/run");
+    let script = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let commands: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| !l.starts_with("set ") && !l.starts_with("cd "))
+        .collect();
+    let steps: Vec<String> = crate::CI_STEPS
+        .iter()
+        .map(|s| format!("cargo {s}"))
+        .collect();
+    assert_eq!(commands, steps, ".ci/run and xtask's CI_STEPS differ");
+    assert!(
+        steps.iter().any(|s| s.contains("-- --ignored")),
+        "CI runs no ignored test"
+    );
 }

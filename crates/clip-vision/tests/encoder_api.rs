@@ -241,3 +241,53 @@ fn the_encoder_is_shared_across_threads_with_identical_results() {
         assert!(rows.iter().zip(&alone).all(|(a, b)| close(a, b)));
     }
 }
+
+#[test]
+fn a_batch_larger_than_the_chunk_size_equals_single_calls() {
+    use clip_vision::encoder::MAX_IMAGES_IN_FLIGHT;
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models/tiny-gelu");
+    let model = ClipVisionEncoder::from_pretrained(&dir).unwrap();
+    // Two full chunks and a partial one.
+    let images = 70;
+    assert!(images > 2 * MAX_IMAGES_IN_FLIGHT && images % MAX_IMAGES_IN_FLIGHT != 0);
+    let len = model.image_len();
+    let mut rng = LcgRng::new(70);
+    // Distinct images: each its own noise around its own brightness.
+    let pixels: Vec<f32> = (0..images)
+        .flat_map(|i| {
+            let shift = i as f32 / images as f32 - 0.5;
+            rng.normal_vec(len, shift, 1.0)
+        })
+        .collect();
+    let pooled = model.forward_batch(&pixels, images).unwrap();
+    let embeds = model.image_embeds(&pixels, images).unwrap();
+    assert_eq!((pooled.len(), embeds.len()), (images, images));
+    // 1e-6 relative: the chunks are products of 32 or 6 images against one of 1, so only
+    // the GEMM's blocking may differ.
+    let near = |a: &[f32], b: &[f32]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - y).abs() <= 1e-6 * y.abs().max(1.0))
+    };
+    for (i, image) in pixels.chunks_exact(len).enumerate() {
+        let one_pooled = model.forward_batch(image, 1).unwrap();
+        let one_embeds = model.image_embeds(image, 1).unwrap();
+        assert!(
+            near(&pooled[i], &one_pooled[0]),
+            "pooler_output of image {i}"
+        );
+        assert!(
+            near(&embeds[i], &one_embeds[0]),
+            "image_embeds of image {i}"
+        );
+        if i > 0 {
+            assert!(
+                !near(&embeds[i], &embeds[i - 1]),
+                "images {} and {i} embed alike: the inputs are not distinct",
+                i - 1
+            );
+        }
+    }
+}

@@ -3,7 +3,10 @@
 //! the same calls as the fuzz targets in `fuzz/fuzz_targets/` (see `docs/fuzzing.md`).
 //!
 //! The seeds are valid inputs, so each must give its documented outcome (decode, parse,
-//! read every tensor); a regression input must give an error or an outcome, never a panic.
+//! read every tensor). The regression inputs (written by
+//! `fuzz/regressions/make_regressions.py`, plus any crash reproducer) must each give the
+//! outcome listed for it below, error kind and message; a file without a listed outcome, a
+//! listed file that is missing, or an empty directory fails the test.
 
 use clip_vision::checkpoint::store::TensorStore;
 use clip_vision::checkpoint::CheckpointError;
@@ -30,6 +33,63 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// The files of `fuzz/regressions/<target>/`: there must be some.
+fn regressions(target: &str) -> Vec<PathBuf> {
+    let files = inputs("regressions", target);
+    assert!(
+        !files.is_empty(),
+        "{}: missing or empty (run fuzz/regressions/make_regressions.py)",
+        fuzz_dir("regressions", target).display()
+    );
+    files
+}
+
+/// What a regression input must give: `(file name, error variant, part of the message)`.
+type Outcome = (&'static str, &'static str, &'static str);
+
+/// The variant name of an error, from its `Debug` form.
+fn kind(e: &VisionError) -> String {
+    format!("{e:?}")
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+/// Runs `run` on every regression input of `target` and checks it against `outcomes`.
+fn check_regressions(
+    target: &str,
+    outcomes: &[Outcome],
+    run: impl Fn(&Path) -> Result<(), VisionError>,
+) {
+    let files = regressions(target);
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for (file, _, _) in outcomes {
+        assert!(
+            names.iter().any(|n| n == file),
+            "{target}/{file} is listed but not in fuzz/regressions/"
+        );
+    }
+    for (path, name) in files.iter().zip(&names) {
+        let Some((_, want_kind, want_message)) = outcomes.iter().find(|o| o.0 == name) else {
+            panic!("{target}/{name}: no expected outcome listed in fuzz_seeds.rs");
+        };
+        match run(path) {
+            Ok(()) => panic!("{target}/{name}: accepted, expected {want_kind}"),
+            Err(e) => {
+                let message = e.to_string();
+                assert_eq!(kind(&e), *want_kind, "{target}/{name}: {message}");
+                assert!(
+                    message.contains(want_message),
+                    "{target}/{name}: {message:?} lacks {want_message:?}"
+                );
+            }
+        }
+    }
 }
 
 const CROP: usize = 32;
@@ -62,14 +122,47 @@ fn image_seeds_decode_to_finite_crops() {
     }
 }
 
+/// The image regressions: bombs refused from their headers, broken files named.
+const IMAGE_OUTCOMES: &[Outcome] = &[
+    (
+        "bomb-100000x100000.png",
+        "ImageTooLarge",
+        "bomb-100000x100000.png: 100000×100000 image has 10000000000 pixels, more than the limit of 4194304",
+    ),
+    (
+        "bomb-65000x65000.jpg",
+        "ImageTooLarge",
+        "65000×65000 image has 4225000000 pixels, more than the limit of 4194304",
+    ),
+    // Refused by the png crate's header check, before ours.
+    (
+        "no-pixels-0x7.png",
+        "Image",
+        "Format error decoding Png: Invalid image dimensions",
+    ),
+    (
+        "cut-before-scan.jpg",
+        "Image",
+        "corrupt JPEG: libjpeg fatal error: Invalid JPEG file structure: missing SOS marker",
+    ),
+    (
+        "truncated-scan.jpg",
+        "Image",
+        "truncated JPEG: the data ends before the image does",
+    ),
+    ("empty.bin", "Image", "empty.bin: empty file"),
+    ("text.txt", "Image", "not an image this crate can read"),
+    ("qoi.qoi", "Image", "Qoi images are not supported"),
+];
+
 #[test]
-fn image_regressions_do_not_panic() {
-    for path in inputs("regressions", "decode_preprocess") {
-        let bytes = std::fs::read(&path).unwrap();
-        if let Ok(values) = decode_preprocess(&bytes, &path) {
-            assert!(values.iter().all(|v| v.is_finite()), "{}", path.display());
-        }
-    }
+fn image_regressions_give_their_errors() {
+    check_regressions("decode_preprocess", IMAGE_OUTCOMES, |path| {
+        let bytes = std::fs::read(path).unwrap();
+        let values = decode_preprocess(&bytes, path)?;
+        assert!(values.iter().all(|v| v.is_finite()), "{}", path.display());
+        Ok(())
+    });
 }
 
 /// The `safetensors_reader` target's calls: every tensor read back, or the reason it cannot.
@@ -107,11 +200,45 @@ fn safetensors_seeds_open_and_read() {
     }
 }
 
+/// The safetensors regressions: headers that lie, refused before any data is read.
+const SAFETENSORS_OUTCOMES: &[Outcome] = &[
+    (
+        "header-past-end.safetensors",
+        "Checkpoint",
+        "reaches past the end",
+    ),
+    (
+        "header-length-2pow63.safetensors",
+        "Checkpoint",
+        "exceeds the 100000000-byte limit",
+    ),
+    ("too-short.safetensors", "Checkpoint", "too short"),
+    (
+        "shape-overflows.safetensors",
+        "Checkpoint",
+        "invalid header",
+    ),
+    ("claims-4tb.safetensors", "Checkpoint", "truncated"),
+    ("overlapping.safetensors", "Checkpoint", "invalid header"),
+    ("duplicate-names.safetensors", "Checkpoint", "twice"),
+    ("trailing-bytes.safetensors", "Checkpoint", "trailing bytes"),
+];
+
 #[test]
-fn safetensors_regressions_do_not_panic() {
-    for path in inputs("regressions", "safetensors_reader") {
-        let _ = read_all(&path);
-    }
+fn safetensors_regressions_give_their_errors() {
+    check_regressions("safetensors_reader", SAFETENSORS_OUTCOMES, |path| {
+        let message_names_the_file = |e: VisionError| {
+            assert!(
+                e.to_string().starts_with(&path.display().to_string()),
+                "{e}"
+            );
+            e
+        };
+        for t in read_all(path).map_err(message_names_the_file)? {
+            t?;
+        }
+        Ok(())
+    });
 }
 
 #[test]
@@ -141,13 +268,78 @@ fn config_seeds_parse() {
     }
 }
 
+/// The config regressions, each read by the parser its name prefix names (as the seeds).
+const CONFIG_OUTCOMES: &[Outcome] = &[
+    // Found by the seed replay: was refused as "only {"approximate": "tanh"} is supported".
+    (
+        "open_clip-quick_gelu-act_kwargs.json",
+        "InvalidConfig",
+        "invalid config: vision_cfg.act_kwargs = {\"approximate\":\"tanh\"}: open_clip's \
+         QuickGELU (quick_gelu = true) takes no act_kwargs",
+    ),
+    (
+        "open_clip-act_kwargs-none.json",
+        "InvalidConfig",
+        "vision_cfg.act_kwargs = {\"approximate\":\"none\"}: only {\"approximate\": \"tanh\"} is supported",
+    ),
+    (
+        "open_clip-resnet-layers.json",
+        "InvalidConfig",
+        "vision_cfg.layers = [3,4,6,3]: a ResNet tower",
+    ),
+    (
+        "open_clip-width-2pow40.json",
+        "InvalidConfig",
+        "hidden_size = 1099511627776: must be at most 65536",
+    ),
+    (
+        "config-heads-do-not-divide.json",
+        "InvalidConfig",
+        "num_attention_heads = 5: must divide hidden_size = 64",
+    ),
+    ("config-swish.json", "UnknownActivation", "unknown activation \"swish\""),
+    (
+        "config-tokens-past-limit.json",
+        "InvalidConfig",
+        "image_size = 65536: gives more than 16385 tokens with patch_size = 1",
+    ),
+    ("preprocessor_config-zero-crop.json", "InvalidPreprocessorConfig", "crop_size = 0"),
+    (
+        "preprocessor_config-zero-std.json",
+        "InvalidPreprocessorConfig",
+        "<string>: image_std = [0.5, 0.0, 0.5]: must be finite and non-zero",
+    ),
+    ("vision_config-truncated.json", "Json", "EOF while parsing"),
+];
+
 #[test]
-fn config_regressions_do_not_panic() {
-    for path in inputs("regressions", "config_parsing") {
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
+fn config_regressions_give_their_errors() {
+    check_regressions("config_parsing", CONFIG_OUTCOMES, |path| {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(path).unwrap();
+        // Every parser of the fuzz target, as it calls them: none may panic.
         let _ = ClipVisionConfig::from_json_str(&text);
         let _ = PreprocessorConfig::from_json_str(&text);
-    }
+        let value = serde_json::from_str::<serde_json::Value>(&text);
+        if let Ok(value) = &value {
+            let _ = clip_vision::checkpoint::config_files::from_hf_config(path, value)
+                .map(|c| c.validate());
+            let _ = clip_vision::checkpoint::config_files::from_open_clip_config(path, value)
+                .map(|(c, _)| c.validate());
+        }
+        if name.starts_with("preprocessor_config") {
+            ImageProcessor::new(PreprocessorConfig::from_json_str(&text)?)?;
+        } else if name.starts_with("vision_config") {
+            ClipVisionConfig::from_json_str(&text)?;
+        } else {
+            let value = value.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let cfg = if name.starts_with("open_clip") {
+                clip_vision::checkpoint::config_files::from_open_clip_config(path, &value)?.0
+            } else {
+                clip_vision::checkpoint::config_files::from_hf_config(path, &value)?
+            };
+            cfg.validate()?;
+        }
+        Ok(())
+    });
 }
