@@ -49,12 +49,19 @@ fn regressions(target: &str) -> Vec<PathBuf> {
 /// What a regression input must give: `(file name, error variant, part of the message)`.
 type Outcome = (&'static str, &'static str, &'static str);
 
-/// The variant name of an error, from its `Debug` form.
+/// The variant name of an error, from its `Debug` form: `Json`, or `Outer::Inner` for the
+/// errors of clip-checkpoint and clip-preprocess that `VisionError` wraps
+/// (`Checkpoint::Invalid`, `Preprocess::ImageTooLarge`).
 fn kind(e: &VisionError) -> String {
-    format!("{e:?}")
-        .chars()
-        .take_while(char::is_ascii_alphanumeric)
-        .collect()
+    let debug = format!("{e:?}");
+    let name = |s: &str| -> String { s.chars().take_while(char::is_ascii_alphanumeric).collect() };
+    let outer = name(&debug);
+    match debug.strip_prefix(&format!("{outer}(")) {
+        Some(inner) if matches!(outer.as_str(), "Checkpoint" | "Preprocess") => {
+            format!("{outer}::{}", name(inner))
+        }
+        _ => outer,
+    }
 }
 
 /// Runs `run` on every regression input of `target` and checks it against `outcomes`.
@@ -81,7 +88,13 @@ fn check_regressions(
         match run(path) {
             Ok(()) => panic!("{target}/{name}: accepted, expected {want_kind}"),
             Err(e) => {
-                let message = e.to_string();
+                // The message with its causes, as `{:#}` prints it.
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    message = format!("{message}: {cause}");
+                    source = cause.source();
+                }
                 assert_eq!(kind(&e), *want_kind, "{target}/{name}: {message}");
                 assert!(
                     message.contains(want_message),
@@ -126,33 +139,33 @@ fn image_seeds_decode_to_finite_crops() {
 const IMAGE_OUTCOMES: &[Outcome] = &[
     (
         "bomb-100000x100000.png",
-        "ImageTooLarge",
+        "Preprocess::ImageTooLarge",
         "bomb-100000x100000.png: 100000×100000 image has 10000000000 pixels, more than the limit of 4194304",
     ),
     (
         "bomb-65000x65000.jpg",
-        "ImageTooLarge",
+        "Preprocess::ImageTooLarge",
         "65000×65000 image has 4225000000 pixels, more than the limit of 4194304",
     ),
     // Refused by the png crate's header check, before ours.
     (
         "no-pixels-0x7.png",
-        "Image",
+        "Preprocess::Image",
         "Format error decoding Png: Invalid image dimensions",
     ),
     (
         "cut-before-scan.jpg",
-        "Image",
+        "Preprocess::Image",
         "corrupt JPEG: libjpeg fatal error: Invalid JPEG file structure: missing SOS marker",
     ),
     (
         "truncated-scan.jpg",
-        "Image",
+        "Preprocess::Image",
         "truncated JPEG: the data ends before the image does",
     ),
-    ("empty.bin", "Image", "empty.bin: empty file"),
-    ("text.txt", "Image", "not an image this crate can read"),
-    ("qoi.qoi", "Image", "Qoi images are not supported"),
+    ("empty.bin", "Preprocess::Image", "empty.bin: empty file"),
+    ("text.txt", "Preprocess::Image", "not an image this crate can read"),
+    ("qoi.qoi", "Preprocess::Image", "Qoi images are not supported"),
 ];
 
 #[test]
@@ -204,24 +217,36 @@ fn safetensors_seeds_open_and_read() {
 const SAFETENSORS_OUTCOMES: &[Outcome] = &[
     (
         "header-past-end.safetensors",
-        "Checkpoint",
+        "Checkpoint::Invalid",
         "reaches past the end",
     ),
     (
         "header-length-2pow63.safetensors",
-        "Checkpoint",
+        "Checkpoint::Invalid",
         "exceeds the 100000000-byte limit",
     ),
-    ("too-short.safetensors", "Checkpoint", "too short"),
+    ("too-short.safetensors", "Checkpoint::Invalid", "too short"),
     (
         "shape-overflows.safetensors",
-        "Checkpoint",
+        "Checkpoint::Invalid",
         "invalid header",
     ),
-    ("claims-4tb.safetensors", "Checkpoint", "truncated"),
-    ("overlapping.safetensors", "Checkpoint", "invalid header"),
-    ("duplicate-names.safetensors", "Checkpoint", "twice"),
-    ("trailing-bytes.safetensors", "Checkpoint", "trailing bytes"),
+    ("claims-4tb.safetensors", "Checkpoint::Invalid", "truncated"),
+    (
+        "overlapping.safetensors",
+        "Checkpoint::Invalid",
+        "invalid header",
+    ),
+    (
+        "duplicate-names.safetensors",
+        "Checkpoint::Invalid",
+        "twice",
+    ),
+    (
+        "trailing-bytes.safetensors",
+        "Checkpoint::Invalid",
+        "trailing bytes",
+    ),
 ];
 
 #[test]
@@ -303,10 +328,10 @@ const CONFIG_OUTCOMES: &[Outcome] = &[
         "InvalidConfig",
         "image_size = 65536: gives more than 16385 tokens with patch_size = 1",
     ),
-    ("preprocessor_config-zero-crop.json", "InvalidPreprocessorConfig", "crop_size = 0"),
+    ("preprocessor_config-zero-crop.json", "Preprocess::InvalidConfig", "crop_size = 0"),
     (
         "preprocessor_config-zero-std.json",
-        "InvalidPreprocessorConfig",
+        "Preprocess::InvalidConfig",
         "<string>: image_std = [0.5, 0.0, 0.5]: must be finite and non-zero",
     ),
     ("vision_config-truncated.json", "Json", "EOF while parsing"),
@@ -322,9 +347,8 @@ fn config_regressions_give_their_errors() {
         let _ = PreprocessorConfig::from_json_str(&text);
         let value = serde_json::from_str::<serde_json::Value>(&text);
         if let Ok(value) = &value {
-            let _ = clip_vision::checkpoint::config_files::from_hf_config(path, value)
-                .map(|c| c.validate());
-            let _ = clip_vision::checkpoint::config_files::from_open_clip_config(path, value)
+            let _ = clip_vision::loader::configs::from_hf_config(path, value).map(|c| c.validate());
+            let _ = clip_vision::loader::configs::from_open_clip_config(path, value)
                 .map(|(c, _)| c.validate());
         }
         if name.starts_with("preprocessor_config") {
@@ -334,9 +358,9 @@ fn config_regressions_give_their_errors() {
         } else {
             let value = value.unwrap_or_else(|e| panic!("{name}: {e}"));
             let cfg = if name.starts_with("open_clip") {
-                clip_vision::checkpoint::config_files::from_open_clip_config(path, &value)?.0
+                clip_vision::loader::configs::from_open_clip_config(path, &value)?.0
             } else {
-                clip_vision::checkpoint::config_files::from_hf_config(path, &value)?
+                clip_vision::loader::configs::from_hf_config(path, &value)?
             };
             cfg.validate()?;
         }
