@@ -9,7 +9,7 @@
 //! that parses makes an `ImageProcessor`.
 #![no_main]
 
-use clip_vision::checkpoint::config_files::{from_hf_config, from_open_clip_config};
+use clip_vision::loader::configs::{from_hf_config, from_open_clip_config};
 use clip_vision::config::{MAX_PARAMETERS, MAX_TOKENS};
 use clip_vision::preprocess::PreprocessorConfig;
 use clip_vision::{ClipVisionConfig, ImageProcessor};

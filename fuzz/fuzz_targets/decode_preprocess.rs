@@ -3,7 +3,7 @@
 //! decodes, preprocessed to a 32-pixel crop.
 //!
 //! Property: decoding never panics (libjpeg's fatal errors included: they unwind into
-//! `VisionError::Image`), hangs, or allocates for pixels a header claims past the limit.
+//! `PreprocessError::Image`), hangs, or allocates for pixels a header claims past the limit.
 //! Oracles: a decoded image has between 1 and `MAX_PIXELS` pixels, and preprocessing it
 //! gives `3 × 32 × 32` finite values.
 #![no_main]

@@ -9,8 +9,7 @@
 //! `UnsupportedDtype`.
 #![no_main]
 
-use clip_vision::checkpoint::store::TensorStore;
-use clip_vision::VisionError;
+use clip_vision::checkpoint::{CheckpointError, TensorStore};
 use libfuzzer_sys::fuzz_target;
 use safetensors::{Dtype, SafeTensors};
 use std::path::PathBuf;
@@ -84,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
                     "{name}: values differ from the safetensors crate's bytes"
                 );
             }
-            Err(VisionError::UnsupportedDtype { .. }) => {
+            Err(CheckpointError::UnsupportedDtype { .. }) => {
                 assert!(
                     !matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16),
                     "{name}: {:?} refused",
@@ -98,7 +97,7 @@ fuzz_target!(|data: &[u8]| {
         wrong.push(1);
         assert!(matches!(
             store.tensor(name, &wrong),
-            Err(VisionError::WeightShape { .. })
+            Err(CheckpointError::TensorShape { .. })
         ));
     }
 });
