@@ -454,7 +454,9 @@ impl ImageEmbedder {
                     return; // the consumer stopped
                 }
             });
-            for prepared in rx.iter() {
+            // `rx` is moved into the loop: an early return drops it, so the producer's next
+            // send fails and it stops instead of waiting forever on a full channel.
+            for prepared in rx {
                 on_batch(self.encode(prepared))?;
             }
             Ok(())
