@@ -85,6 +85,8 @@ pub const CI_STEPS: &[&str] = &[
     "test -p vit-tensor -p vit-layers -p vit-encoder -p clip-vision",
     // Ignored tests that a CI machine can run: the CLI's full-disk check (mounts a tiny tmpfs).
     "test -p clip-vision-cli --test cli -- --ignored full_disk",
+    // Docs build without a broken link (the workspace's rustdoc lints deny them).
+    "doc --workspace --no-deps",
     "xtask bench --quick",
 ];
 

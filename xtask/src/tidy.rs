@@ -553,3 +553,43 @@ fn ci_script_and_xtask_ci_run_the_same_commands() {
         "CI runs no ignored test"
     );
 }
+
+#[test]
+fn publishable_crates_pack_without_the_workspaces_fixtures() {
+    let meta = metadata();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut packed = 0;
+    for (name, package) in members(&meta) {
+        // `publish = false` reads as an empty list of registries.
+        if package["publish"].as_array().is_some_and(Vec::is_empty) {
+            continue;
+        }
+        let out = Command::new(&cargo)
+            .args(["package", "--list", "--allow-dirty", "-p", &name])
+            .current_dir(crate::root())
+            .output()
+            .unwrap_or_else(|e| panic!("cargo package: {e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name} does not pack: {stderr}");
+        let files = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            files.lines().any(|f| f == "Cargo.toml"),
+            "{name} packs no Cargo.toml"
+        );
+        assert!(
+            files.lines().any(|f| f.starts_with("src/")),
+            "{name} packs no sources"
+        );
+        let stray: Vec<&str> = files
+            .lines()
+            .filter(|f| f.contains("fixtures/") || f.ends_with(".safetensors"))
+            .collect();
+        assert!(stray.is_empty(), "{name} packs fixture files: {stray:?}");
+        assert!(
+            !stderr.contains("warning"),
+            "{name}: cargo package warns: {stderr}"
+        );
+        packed += 1;
+    }
+    assert!(packed >= 7, "only {packed} publishable crates packed");
+}

@@ -1,4 +1,4 @@
-//! `clip-vision embed`: a thin client of [`ImageEmbedder`] — walk the inputs, open the
+//! `clip-vision embed`: a thin client of [`clip_vision::ImageEmbedder`] — walk the inputs, open the
 //! output (resuming it), stream the images through the pipeline, append each batch as soon
 //! as it is embedded, report each skipped file once.
 

@@ -200,9 +200,9 @@ impl ClipVisionEncoder {
     /// `model.safetensors`).
     ///
     /// # Errors
-    /// [`VisionError::Io`] / [`VisionError::Json`] / [`VisionError::InvalidConfig`] for the
-    /// config; [`VisionError::Checkpoint`], [`VisionError::MissingWeight`],
-    /// [`VisionError::WeightShape`] or [`VisionError::UnsupportedDtype`] for the weights.
+    /// [`VisionError::Json`] / [`VisionError::InvalidConfig`] for the config;
+    /// [`VisionError::Checkpoint`] for files that cannot be found or read and for a tensor
+    /// that is missing, misshapen or of a foreign dtype.
     /// Nothing missing is ever replaced by random values.
     ///
     /// `path` may also be a hub id (`"openai/clip-vit-base-patch32"`) found in the local HF

@@ -72,7 +72,7 @@ pub type Embedded<T> = (T, VisionResult<Vec<f32>>);
 #[derive(Debug)]
 enum Source {
     Checkpoint(PathBuf),
-    Parts(Box<ClipVisionEncoder>, ImageProcessor),
+    Parts(Box<(ClipVisionEncoder, ImageProcessor)>),
 }
 
 /// Options of an [`ImageEmbedder`], then [`ImageEmbedderBuilder::build`].
@@ -178,13 +178,10 @@ impl ImageEmbedderBuilder {
                     Some(store.fingerprint()),
                 )
             }
-            Source::Parts(encoder, processor) => (
-                *encoder,
-                processor,
-                PathBuf::from("<processor>"),
-                None,
-                None,
-            ),
+            Source::Parts(parts) => {
+                let (encoder, processor) = *parts;
+                (encoder, processor, PathBuf::from("<processor>"), None, None)
+            }
         };
         check_sizes(&encoder, &processor, &processor_source)?;
         let processor = match self.max_pixels {
@@ -292,7 +289,7 @@ impl ImageEmbedder {
         encoder: ClipVisionEncoder,
         processor: ImageProcessor,
     ) -> ImageEmbedderBuilder {
-        Self::builder_from(Source::Parts(Box::new(encoder), processor))
+        Self::builder_from(Source::Parts(Box::new((encoder, processor))))
     }
 
     fn builder_from(source: Source) -> ImageEmbedderBuilder {

@@ -7,7 +7,7 @@
 //! (and the two dimensions) swapped, which is how `x · Wᵀ` runs without copying `W`.
 //!
 //! [`MatRef`] and [`MatMut`] check their extent against the buffer when they are built, and
-//! [`gemm`] checks that the dimensions agree, so that every obligation of the raw call is
+//! [`gemm()`](fn@gemm) checks that the dimensions agree, so that every obligation of the raw call is
 //! discharged before it is made.
 
 use crate::error::{TensorError, TensorResult, ViewExtent};

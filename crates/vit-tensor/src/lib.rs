@@ -2,7 +2,7 @@
 //!
 //! `vit-tensor` is the bottom of the clip-vision workspace: it holds the numerical kernels
 //! every layer is built from — a checked wrapper around [`matrixmultiply::sgemm`]
-//! ([`gemm`]), [`linear`] (`x·Wᵀ + b`), [`layer_norm`], [`softmax_rows`], the GELU family
+//! ([`gemm()`](fn@gemm)), [`linear`] (`x·Wᵀ + b`), [`layer_norm`], [`softmax_rows`], the GELU family
 //! ([`Activation`]), the residual add — plus [`LcgRng`] for reproducible random weights and
 //! the shared error type [`TensorError`].
 //!

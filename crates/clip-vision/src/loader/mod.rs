@@ -1,4 +1,4 @@
-//! Checkpoints on disk → [`ClipVisionEncoder`](crate::ClipVisionEncoder), by one path.
+//! Checkpoints on disk → [`ClipVisionEncoder`], by one path.
 //!
 //! What [`load`] accepts, in the order it looks (the files are found and read by
 //! `clip-checkpoint`):
