@@ -76,6 +76,10 @@ struct ModelArgs {
     /// The MLP activation, for weights that do not say (OpenAI-named weights without config).
     #[arg(long, value_parser = ["quick_gelu", "gelu", "gelu_new"])]
     activation: Option<String>,
+    /// Attention heads, for OpenAI-named weights without a config (default: width / 64, as
+    /// every OpenAI tower has; a tower with other heads needs this, or gives wrong vectors).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    num_attention_heads: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -145,7 +149,7 @@ fn load_options(args: &ModelArgs) -> LoadOptions {
             .activation
             .as_deref()
             .and_then(Activation::from_hf_name),
-        ..LoadOptions::default()
+        num_attention_heads: args.num_attention_heads.map(|h| h as usize),
     }
 }
 
@@ -220,6 +224,7 @@ fn similar(args: &SimilarArgs) -> Result<u8> {
     let model_args = ModelArgs {
         model: meta.model.clone(),
         activation: meta.activation.clone(),
+        num_attention_heads: meta.num_attention_heads,
     };
     let kind = EmbedKind::from_name(&meta.kind).map(|k| match k {
         EmbedKind::ImageEmbeds => Kind::ImageEmbeds,

@@ -59,6 +59,9 @@ pub struct Meta {
     /// The `--activation` given, if any.
     #[serde(default)]
     pub activation: Option<String>,
+    /// The `--num-attention-heads` given, if any.
+    #[serde(default)]
+    pub num_attention_heads: Option<u32>,
     /// [`clip_vision::checkpoint::TensorStore::fingerprint`] of the weights.
     #[serde(default)]
     pub fingerprint: Option<String>,
@@ -81,6 +84,10 @@ impl Meta {
             fingerprint: embedder.fingerprint().map(str::to_owned),
             model: model.to_string_lossy().into_owned(),
             activation: activation.map(str::to_owned),
+            num_attention_heads: embedder
+                .load_options()
+                .num_attention_heads
+                .and_then(|h| u32::try_from(h).ok()),
             kind: embedder.kind().name().to_owned(),
             normalized: embedder.normalizes(),
             dim: embedder.dim(),
@@ -88,12 +95,16 @@ impl Meta {
     }
 
     /// Each field, by its name in the file, rendered.
-    fn fields(&self) -> [(&'static str, String); 7] {
+    fn fields(&self) -> [(&'static str, String); 8] {
         let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".to_owned());
         [
             ("format_version", self.format_version.to_string()),
             ("model", self.model.clone()),
             ("activation", opt(&self.activation)),
+            (
+                "num_attention_heads",
+                opt(&self.num_attention_heads.map(|h| h.to_string())),
+            ),
             ("fingerprint", opt(&self.fingerprint)),
             ("kind", self.kind.clone()),
             ("normalized", self.normalized.to_string()),
@@ -781,6 +792,7 @@ mod tests {
             format_version: 1,
             model: "/m".into(),
             activation: None,
+            num_attention_heads: None,
             fingerprint: Some("fnv1a64:1".into()),
             kind: "pooled".into(),
             normalized: true,

@@ -605,6 +605,49 @@ fn similar_uses_the_recorded_model_and_refuses_changed_weights() {
     assert_eq!(meta["model"].as_str(), t.join("models/oa").to_str());
     assert_eq!(meta["activation"].as_str(), Some("quick_gelu"));
     assert_eq!(meta["dim"].as_u64(), Some(24));
+    assert!(meta["num_attention_heads"].is_null());
+
+    // The head count a config-less tower cannot say: given, it changes the rows and is
+    // recorded; resuming with another one is refused.
+    let heads = |n: &str, resume: bool| {
+        let mut cmd = bin();
+        cmd.current_dir(t.join("work"))
+            .args(["embed", "--model", "../models/oa", "-o", "idx4.npy"])
+            .args(["--activation", "quick_gelu", "--num-attention-heads", n]);
+        if resume {
+            cmd.arg("--resume");
+        }
+        run(cmd.arg("../imgs"))
+    };
+    let out = heads("4", false);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let meta4: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.join("work/idx4.npy.meta.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta4["num_attention_heads"].as_u64(), Some(4));
+    let (two, four) = (
+        read_npy(&t.join("work/idx.npy")),
+        read_npy(&t.join("work/idx4.npy")),
+    );
+    assert_eq!(two.len(), four.len());
+    let moved = two
+        .iter()
+        .zip(&four)
+        .map(|(a, b)| {
+            a.1.iter()
+                .zip(&b.1)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max)
+        })
+        .fold(0.0f32, f32::max);
+    assert!(moved > 1e-3, "4 heads gave the rows of 2 ({moved})");
+    let out = heads("2", true);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("num_attention_heads: 4 (output) vs 2 (this run)"),
+        "{err}"
+    );
 
     let similar = || {
         run(bin()
