@@ -522,9 +522,10 @@ impl ImageEmbedder {
     }
 
     /// One result per path, in order: the vector, or why the file has none.
-    pub fn embed_paths<P: AsRef<Path> + Sync>(&self, paths: &[P]) -> Vec<VisionResult<Vec<f32>>> {
+    pub fn embed_paths<P: AsRef<Path>>(&self, paths: &[P]) -> Vec<VisionResult<Vec<f32>>> {
+        let paths: Vec<&Path> = paths.iter().map(AsRef::as_ref).collect();
         self.collect(|sink| {
-            let _ = self.stream_paths(paths.iter().map(|p| p.as_ref()), sink);
+            let _ = self.stream_paths(paths, sink);
         })
     }
 
