@@ -239,9 +239,13 @@ impl<'a> Tensors<'a> {
 
     /// A narrower view: `pp("encoder").pp("layers.0")`.
     pub fn pp(&self, sub: &str) -> Tensors<'a> {
+        let sub = sub.trim_matches('.');
+        if sub.is_empty() {
+            return self.clone();
+        }
         Tensors {
             store: self.store,
-            prefix: self.name(sub.trim_end_matches('.')),
+            prefix: self.name(sub),
         }
     }
 

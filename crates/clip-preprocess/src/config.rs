@@ -166,8 +166,8 @@ impl PreprocessorConfig {
     /// Reads and validates a `preprocessor_config.json` file.
     ///
     /// # Errors
-    /// [`PreprocessError::Io`], [`PreprocessError::Json`] or
-    /// [`PreprocessError::InvalidConfig`], each naming the file.
+    /// [`PreprocessError::Checkpoint`] when it cannot be read or is not JSON (read with
+    /// clip-checkpoint's size limit); [`PreprocessError::InvalidConfig`] naming the file.
     pub fn from_file(path: impl AsRef<Path>) -> PreprocessResult<Self> {
         let path = path.as_ref();
         let value = read_json(path)?;

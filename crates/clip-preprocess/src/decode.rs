@@ -114,7 +114,19 @@ pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> PreprocessResult<Dy
         | ImageFormat::WebP
         | ImageFormat::Gif
         | ImageFormat::Bmp
-        | ImageFormat::Tiff => decode_with_image_crate(bytes, format, path, max_pixels),
+        | ImageFormat::Tiff => {
+            // The `image` crate's decoders report errors as values; a panic in one of them
+            // (a bug, on hostile input) still costs only this image, never the caller's run.
+            catch_unwind(AssertUnwindSafe(|| {
+                decode_with_image_crate(bytes, format, path, max_pixels)
+            }))
+            .unwrap_or_else(|_| {
+                Err(image_error(
+                    path,
+                    &format!("the {format:?} decoder panicked on this file"),
+                ))
+            })
+        }
         other => Err(image_error(
             path,
             &format!("{other:?} images are not supported (this crate reads {SUPPORTED})"),

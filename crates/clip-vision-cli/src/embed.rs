@@ -118,7 +118,9 @@ pub(crate) fn run(args: EmbedArgs) -> Result<u8> {
                 }
             }
         }
-        out.append(&rows)?;
+        if !rows.is_empty() {
+            out.append(&rows)?;
+        }
         embedded += rows.len();
         progress.inc(n);
         Ok(())

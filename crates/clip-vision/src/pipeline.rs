@@ -29,8 +29,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
-/// Decoded batches that may wait for the encoder: enough to keep it fed, few enough to
-/// bound memory (`(BATCHES_AHEAD + 2) × batch_size` preprocessed images at most).
+/// Batches that may be ahead of the encoder: enough to keep it fed, few enough to bound
+/// memory (`(BATCHES_AHEAD + 1) × batch_size` preprocessed images at most: those ahead and
+/// the one being encoded).
 pub const BATCHES_AHEAD: usize = 2;
 
 /// Images per encoder call unless the builder says otherwise.
@@ -101,8 +102,9 @@ impl ImageEmbedderBuilder {
         self
     }
 
-    /// A worker pool of this many threads for decoding and the encoder (default: rayon's
-    /// global pool, one thread per core).
+    /// A worker pool of this many threads for decoding and the encoder. Without one,
+    /// decoding runs on rayon's global pool (one thread per core) and the encoder on the
+    /// pool of the calling thread (the global one, unless called inside another pool).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
         self
@@ -387,9 +389,17 @@ impl ImageEmbedder {
     fn encode<T>(&self, prepared: Vec<Embedded<T>>) -> Vec<Embedded<T>> {
         let (inputs, mut results): (Vec<T>, Vec<VisionResult<Vec<f32>>>) =
             prepared.into_iter().unzip();
-        let ready: Vec<&Vec<f32>> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-        let n = ready.len();
-        let pixels: Vec<f32> = ready.into_iter().flatten().copied().collect();
+        let len = self.encoder.image_len();
+        // Each image's pixels move into the batch buffer (no second copy is held).
+        let mut pixels = Vec::new();
+        let mut n = 0;
+        for px in results.iter_mut().filter_map(|r| r.as_mut().ok()) {
+            pixels.append(px);
+            n += 1;
+        }
+        if n == 0 {
+            return inputs.into_iter().zip(results).collect();
+        }
         match self.embed_pixels(&pixels, n) {
             Ok(rows) if rows.len() == n => {
                 let slots = results.iter_mut().filter(|r| r.is_ok());
@@ -398,25 +408,46 @@ impl ImageEmbedder {
                 }
             }
             _ => {
-                for slot in &mut results {
-                    if let Ok(px) = slot {
-                        *slot = self.embed_pixels(px, 1).and_then(|rows| {
-                            rows.into_iter()
-                                .next()
-                                .ok_or(VisionError::DimensionMismatch {
-                                    expected: self.encoder.image_len(),
-                                    got: px.len(),
-                                })
-                        });
-                    }
+                // Retried one by one, from the batch buffer, so one bad input costs only itself.
+                let slots = results.iter_mut().filter(|r| r.is_ok());
+                for (slot, px) in slots.zip(pixels.chunks(len.max(1))) {
+                    *slot = self.embed_pixels(px, 1).and_then(|rows| {
+                        rows.into_iter()
+                            .next()
+                            .ok_or(VisionError::DimensionMismatch {
+                                expected: len,
+                                got: px.len(),
+                            })
+                    });
                 }
             }
         }
         inputs.into_iter().zip(results).collect()
     }
 
+    /// Preprocesses one batch on the workers.
+    fn prepare_batch<T: Send + Sync>(
+        &self,
+        chunk: Vec<T>,
+        prepare: &(impl Fn(&T) -> PreprocessResult<Vec<f32>> + Sync),
+    ) -> Vec<Embedded<T>> {
+        self.run(|| {
+            chunk
+                .into_par_iter()
+                .map(|input| {
+                    let pixels = prepare(&input).map_err(VisionError::from);
+                    (input, pixels)
+                })
+                .collect()
+        })
+    }
+
     /// The pipeline: `inputs` cut into batches, each preprocessed on the workers (by
-    /// `prepare`) while the previous one is encoded, each handed to `on_batch` in order.
+    /// `prepare`, on a thread of its own) while the caller's thread encodes the previous one,
+    /// each handed to `on_batch` in order. At most [`BATCHES_AHEAD`] batches are ahead of
+    /// the encoder. Called from a rayon worker thread, or when no thread can be started, it
+    /// runs the steps one after the other instead: a worker blocked on a channel could starve
+    /// the pool it waits on.
     fn stream<T, I, E>(
         &self,
         inputs: I,
@@ -426,37 +457,59 @@ impl ImageEmbedder {
     where
         T: Send + Sync,
         I: IntoIterator<Item = T>,
-        I::IntoIter: Send,
     {
-        let (tx, rx) = sync_channel::<Vec<(T, VisionResult<Vec<f32>>)>>(BATCHES_AHEAD);
+        let mut inputs = inputs.into_iter();
         let batch_size = self.batch_size;
+        let mut next_chunk = move || -> Option<Vec<T>> {
+            let chunk: Vec<T> = inputs.by_ref().take(batch_size).collect();
+            (!chunk.is_empty()).then_some(chunk)
+        };
         let prepare = &prepare;
+        let in_worker = rayon::current_thread_index().is_some();
         std::thread::scope(|scope| {
-            let mut inputs = inputs.into_iter();
-            scope.spawn(move || loop {
-                let chunk: Vec<T> = inputs.by_ref().take(batch_size).collect();
-                if chunk.is_empty() {
-                    return;
-                }
-                let prepared = self.run(|| {
-                    chunk
-                        .into_par_iter()
-                        .map(|input| {
-                            let pixels = prepare(&input).map_err(VisionError::from);
-                            (input, pixels)
+            let (raw_tx, raw_rx) = sync_channel::<Vec<T>>(BATCHES_AHEAD);
+            let (done_tx, done_rx) = sync_channel::<Vec<Embedded<T>>>(BATCHES_AHEAD);
+            let decoder = (!in_worker)
+                .then(|| {
+                    std::thread::Builder::new()
+                        .name("clip-vision-decode".into())
+                        .spawn_scoped(scope, move || {
+                            for chunk in raw_rx {
+                                if done_tx.send(self.prepare_batch(chunk, prepare)).is_err() {
+                                    return; // the consumer stopped
+                                }
+                            }
                         })
-                        .collect::<Vec<_>>()
-                });
-                if tx.send(prepared).is_err() {
-                    return; // the consumer stopped
+                        .ok()
+                })
+                .flatten();
+            if decoder.is_none() {
+                while let Some(chunk) = next_chunk() {
+                    on_batch(self.encode(self.prepare_batch(chunk, prepare)))?;
                 }
-            });
-            // `rx` is moved into the loop: an early return drops it, so the producer's next
-            // send fails and it stops instead of waiting forever on a full channel.
-            for prepared in rx {
+                return Ok(());
+            }
+            // Both channels hold BATCHES_AHEAD: with at most that many batches sent and not
+            // yet received, neither side ever waits on a full channel.
+            let mut in_flight = 0;
+            loop {
+                while in_flight < BATCHES_AHEAD {
+                    let Some(chunk) = next_chunk() else { break };
+                    if raw_tx.send(chunk).is_err() {
+                        break;
+                    }
+                    in_flight += 1;
+                }
+                if in_flight == 0 {
+                    return Ok(());
+                }
+                // On an early return both channels are dropped, which stops the decoder.
+                let Ok(prepared) = done_rx.recv() else {
+                    return Ok(());
+                };
+                in_flight -= 1;
                 on_batch(self.encode(prepared))?;
             }
-            Ok(())
         })
     }
 
@@ -475,7 +528,6 @@ impl ImageEmbedder {
     where
         P: AsRef<Path> + Send + Sync,
         I: IntoIterator<Item = P>,
-        I::IntoIter: Send,
     {
         self.stream(
             paths,
@@ -499,7 +551,6 @@ impl ImageEmbedder {
         K: Send + Sync,
         B: AsRef<[u8]> + Send + Sync,
         I: IntoIterator<Item = (K, B)>,
-        I::IntoIter: Send,
     {
         self.stream(
             items,

@@ -261,3 +261,34 @@ fn construction_refuses_what_cannot_work() {
         Err(VisionError::Checkpoint(_))
     ));
 }
+
+#[test]
+fn called_from_inside_a_one_thread_pool_it_neither_hangs_nor_changes_a_row() {
+    let photos = reference_photos();
+    let embedder = ImageEmbedder::builder(model_dir("demo"))
+        .batch_size(4)
+        .build()
+        .unwrap();
+    let outside = embedder.embed_paths(&photos);
+    // A worker blocked on the pipeline's channel would starve this pool: the embedder runs
+    // its steps one after the other there instead.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let inside = pool.install(|| embedder.embed_paths(&photos));
+    let own = ImageEmbedder::builder(model_dir("demo"))
+        .batch_size(4)
+        .threads(1)
+        .build()
+        .unwrap();
+    let own_inside = pool.install(|| own.embed_paths(&photos));
+    for i in 0..photos.len() {
+        let want = outside[i].as_ref().unwrap();
+        assert!(max_abs(inside[i].as_ref().unwrap(), want) <= 1e-6, "{i}");
+        assert!(
+            max_abs(own_inside[i].as_ref().unwrap(), want) <= 1e-6,
+            "{i}"
+        );
+    }
+}

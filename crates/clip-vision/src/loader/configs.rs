@@ -281,6 +281,19 @@ fn dims(tower: &Tensors<'_>, name: &str, rank: usize) -> VisionResult<Vec<usize>
             ),
         ));
     }
+    // Every dimension of a ViT tensor is at least 1 and at most the widest config allowed
+    // (4 × MAX_WIDTH covers an MLP of ratio 4): a zero-sized tensor passes every byte-size
+    // check, and sizes read off it must not overflow the arithmetic below.
+    let most = 4 * crate::config::MAX_WIDTH;
+    if let Some(&bad) = shape.iter().find(|&&n| n == 0 || n > most) {
+        return Err(VisionError::checkpoint(
+            tower.store().root(),
+            format!(
+                "tensor {:?} has shape {shape:?}: dimension {bad} is outside 1..={most}",
+                tower.name(name)
+            ),
+        ));
+    }
     Ok(shape)
 }
 
@@ -495,5 +508,57 @@ mod tests {
             oc(r#"{"vision_cfg": {}}"#),
             Err(VisionError::Checkpoint(_))
         ));
+    }
+
+    #[test]
+    fn zero_sized_and_absurd_dimensions_are_refused_before_a_config_is_inferred() {
+        use clip_checkpoint::TensorStore;
+        let tmp = tempfile::tempdir().unwrap();
+        // Zero-sized tensors hold no bytes, so their claimed sizes pass every byte check.
+        let t = |name: &str, shape: &str, begin: usize, end: usize| {
+            format!(
+                r#""{name}": {{"dtype": "F32", "shape": {shape}, "data_offsets": [{begin}, {end}]}}"#
+            )
+        };
+        let cases = [
+            (
+                "huge positions",
+                [
+                    t("visual.conv1.weight", "[1, 1, 1, 1]", 0, 4),
+                    t("visual.class_embedding", "[1]", 4, 8),
+                    t("visual.positional_embedding", "[1099511627776, 0]", 8, 8),
+                ],
+                8,
+            ),
+            (
+                "huge width",
+                [
+                    t("visual.conv1.weight", "[1099511627776, 0, 1, 1]", 0, 0),
+                    t("visual.class_embedding", "[1]", 0, 4),
+                    t("visual.positional_embedding", "[2, 1]", 4, 12),
+                ],
+                12,
+            ),
+        ];
+        for (what, tensors, data_len) in cases {
+            let header = format!("{{{}}}", tensors.join(", "));
+            let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+            bytes.extend_from_slice(header.as_bytes());
+            bytes.extend(std::iter::repeat_n(0u8, data_len));
+            let path = tmp.path().join("w.safetensors");
+            std::fs::write(&path, bytes).unwrap();
+            let store = TensorStore::open_file(&path).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let (naming, tower) = super::super::names::detect(&store).unwrap();
+            let opts = LoadOptions {
+                activation: Some(vit_tensor::Activation::QuickGelu),
+                ..LoadOptions::default()
+            };
+            match infer_from_shapes(&tower, &naming, &opts) {
+                Err(VisionError::Checkpoint(e)) => {
+                    assert!(e.to_string().contains("outside 1..="), "{what}: {e}")
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
     }
 }

@@ -72,9 +72,10 @@ pub fn inspect(path: &Path) -> VisionResult<Inspection> {
 /// Loads a checkpoint (see the module docs for what `path` may be).
 ///
 /// # Errors
-/// [`VisionError::Checkpoint`] when files are missing, unreadable or hold other tensors
-/// than the config calls for; [`VisionError::InvalidConfig`] /
-/// [`VisionError::UnknownActivation`] / [`VisionError::Json`] naming the config file.
+/// [`VisionError::Checkpoint`] when files are missing, unreadable, not JSON, or hold other
+/// tensors than the config calls for; [`VisionError::InvalidConfig`] /
+/// [`VisionError::UnknownActivation`] / [`VisionError::Json`] (a value of the wrong type)
+/// naming the config file.
 pub fn load(path: &Path, opts: &LoadOptions) -> VisionResult<ClipVisionEncoder> {
     let path = resolve(path)?;
     let store = open_weights(&path)?;
