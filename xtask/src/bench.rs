@@ -79,7 +79,7 @@ pub fn run(args: &[String]) -> Result<()> {
     } else {
         &[]
     };
-    let criterion_dir = super::root().join("target/criterion");
+    let criterion_dir = super::target_dir().join("criterion");
     // Stale results of benches not run this time must not enter the table.
     if criterion_dir.exists() && filter.is_none() {
         std::fs::remove_dir_all(&criterion_dir)
@@ -93,7 +93,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let table = table(&rows);
     println!("\n{table}");
-    let out_dir = super::root().join("target/bench");
+    let out_dir = super::target_dir().join("bench");
     std::fs::create_dir_all(&out_dir)?;
     let json: Vec<Value> = rows
         .iter()
@@ -125,7 +125,7 @@ fn run_peers(
 ) -> Result<()> {
     let root = super::root();
     let cargo = super::cargo();
-    let out_dir = root.join("target/bench");
+    let out_dir = super::target_dir().join("bench");
     let mut workers = Vec::new();
     for (name, features) in [("clip-vision-gemm", Some("gemm")), ("clip-vision-mm", None)] {
         let mut args = vec![
@@ -141,8 +141,11 @@ fn run_peers(
         }
         super::run(&cargo, &args, &[])?;
         let dest = out_dir.join(format!("peer_worker-{name}"));
-        std::fs::copy(root.join("target/release/examples/peer_worker"), &dest)
-            .with_context(|| format!("cannot copy the worker to {}", dest.display()))?;
+        std::fs::copy(
+            super::target_dir().join("release/examples/peer_worker"),
+            &dest,
+        )
+        .with_context(|| format!("cannot copy the worker to {}", dest.display()))?;
         workers.push(format!("{name}={}", dest.display()));
     }
     // candle is a peer, not a dependency: its worker is a project of its own. A failed build
