@@ -50,7 +50,7 @@ fn files_from(list: &Path) -> Result<Vec<PathBuf>> {
 pub(crate) fn run(args: EmbedArgs) -> Result<u8> {
     let embedder = build_embedder(
         &args.model,
-        args.kind,
+        args.kind.map(Into::into),
         !args.no_normalize,
         args.batch_size as usize,
         args.threads.map(|t| t as usize),

@@ -157,7 +157,7 @@ fn load_options(args: &ModelArgs) -> LoadOptions {
 /// agree on the image size.
 pub(crate) fn build_embedder(
     args: &ModelArgs,
-    kind: Option<Kind>,
+    kind: Option<EmbedKind>,
     normalize: bool,
     batch_size: usize,
     threads: Option<usize>,
@@ -167,7 +167,7 @@ pub(crate) fn build_embedder(
         .batch_size(batch_size)
         .normalize(normalize);
     if let Some(kind) = kind {
-        builder = builder.kind(kind.into());
+        builder = builder.kind(kind);
     }
     if let Some(threads) = threads {
         builder = builder.threads(threads);
@@ -226,10 +226,7 @@ fn similar(args: &SimilarArgs) -> Result<u8> {
         activation: meta.activation.clone(),
         num_attention_heads: meta.num_attention_heads,
     };
-    let kind = EmbedKind::from_name(&meta.kind).map(|k| match k {
-        EmbedKind::ImageEmbeds => Kind::ImageEmbeds,
-        EmbedKind::Pooled => Kind::Pooled,
-    });
+    let kind = EmbedKind::from_name(&meta.kind);
     let embedder = build_embedder(&model_args, kind, meta.normalized, 1, None)?;
     meta.check_weights(&output::meta_path(&args.index), embedder.fingerprint())?;
     let query = embedder
@@ -270,7 +267,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 fn info(args: &ModelArgs) -> Result<u8> {
-    let embedder = build_embedder(args, Some(Kind::Pooled), false, 1, None)?;
+    let embedder = build_embedder(args, Some(EmbedKind::Pooled), false, 1, None)?;
     let (model, processor) = (embedder.encoder(), embedder.processor());
     let inspection = clip_vision::loader::inspect(Path::new(&args.model))?;
     let c = &model.config;
