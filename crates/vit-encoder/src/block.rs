@@ -1,6 +1,6 @@
 //! `ViTBlock`: one pre-norm transformer encoder layer.
 
-use vit_layers::{AttentionScratch, LayerNorm, Mlp, MultiHeadAttention};
+use vit_layers::{AttentionMask, AttentionScratch, LayerNorm, Mlp, MultiHeadAttention};
 use vit_tensor::error::{check_len, checked_mul};
 use vit_tensor::{Activation, LcgRng, TensorError, TensorResult};
 
@@ -119,13 +119,39 @@ impl ViTBlock {
         seq_len: usize,
         scratch: &mut BlockScratch,
     ) -> TensorResult<()> {
+        self.forward_masked_with(x, batch, seq_len, AttentionMask::NONE, scratch)
+    }
+
+    /// [`ViTBlock::forward_with`] with attention under `mask` (CLIP's text tower: causal,
+    /// plus padding in a padded batch).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, seq_len, D]`; `mask.keep`: `[batch, seq_len]`
+    ///
+    /// # Errors
+    /// As [`ViTBlock::forward_inplace`]; [`TensorError::LengthMismatch`] also when the
+    /// padding mask is not `batch · seq_len`.
+    pub fn forward_masked_with(
+        &self,
+        x: &mut [f32],
+        batch: usize,
+        seq_len: usize,
+        mask: AttentionMask<'_>,
+        scratch: &mut BlockScratch,
+    ) -> TensorResult<()> {
         let rows = checked_mul("ViTBlock", "batch · seq_len", batch, seq_len)?;
         let expected = checked_mul("ViTBlock", "input", rows, self.dim())?;
         check_len("ViTBlock", "input [batch, seq_len, D]", expected, x.len())?;
         scratch.normed.resize(expected, 0.0);
         self.layer_norm1.forward_into(x, &mut scratch.normed)?;
-        self.attn
-            .forward_add_into(&scratch.normed, batch, seq_len, x, &mut scratch.attn)?;
+        self.attn.forward_masked_add_into(
+            &scratch.normed,
+            batch,
+            seq_len,
+            mask,
+            x,
+            &mut scratch.attn,
+        )?;
         self.layer_norm2.forward_into(x, &mut scratch.normed)?;
         self.mlp
             .forward_add_into(&scratch.normed, rows, x, &mut scratch.hidden)

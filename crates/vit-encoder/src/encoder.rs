@@ -1,7 +1,7 @@
 //! `ViTEncoder`: the stack of blocks and the final LayerNorm.
 
 use crate::{BlockScratch, ViTBlock};
-use vit_layers::LayerNorm;
+use vit_layers::{AttentionMask, LayerNorm};
 use vit_tensor::error::{check_len, checked_mul};
 use vit_tensor::{TensorError, TensorResult};
 
@@ -69,6 +69,25 @@ impl ViTEncoder {
         seq_len: usize,
         n_layers: usize,
     ) -> TensorResult<()> {
+        self.forward_layers_masked(x, batch, seq_len, n_layers, AttentionMask::NONE)
+    }
+
+    /// [`ViTEncoder::forward_layers`] with every block's attention under `mask`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, seq_len, D]`; `mask.keep`: `[batch, seq_len]`
+    ///
+    /// # Errors
+    /// As [`ViTEncoder::forward_layers`]; [`TensorError::LengthMismatch`] also when the
+    /// padding mask is not `batch · seq_len`.
+    pub fn forward_layers_masked(
+        &self,
+        x: &mut [f32],
+        batch: usize,
+        seq_len: usize,
+        n_layers: usize,
+        mask: AttentionMask<'_>,
+    ) -> TensorResult<()> {
         if n_layers > self.layers.len() {
             return Err(TensorError::InvalidArgument {
                 op: "ViTEncoder::forward_layers",
@@ -86,7 +105,7 @@ impl ViTEncoder {
         check_len("ViTEncoder", "input [batch, seq_len, D]", expected, x.len())?;
         let mut scratch = BlockScratch::default();
         for block in &self.layers[..n_layers] {
-            block.forward_with(x, batch, seq_len, &mut scratch)?;
+            block.forward_masked_with(x, batch, seq_len, mask, &mut scratch)?;
         }
         Ok(())
     }

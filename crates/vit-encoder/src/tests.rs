@@ -140,3 +140,39 @@ proptest! {
         prop_assert_eq!(enc.pool_cls(&y, batch, t).unwrap().len(), batch * dim);
     }
 }
+
+#[test]
+fn a_right_padded_causal_batch_gives_each_sequence_its_unpadded_rows() {
+    use vit_layers::AttentionMask;
+    let mut rng = LcgRng::new(21);
+    let (dim, seq_len) = (12, 6);
+    let encoder = ViTEncoder::new(
+        (0..2).map(|_| block(dim, 3, 20, &mut rng)).collect(),
+        LayerNorm::identity(dim, 1e-5).unwrap(),
+    )
+    .unwrap();
+    let lens = [6usize, 2, 4];
+    let mut x = rng.normal_vec(lens.len() * seq_len * dim, 0.0, 1.0);
+    let keep: Vec<bool> = lens
+        .iter()
+        .flat_map(|&n| (0..seq_len).map(move |t| t < n))
+        .collect();
+    let original = x.clone();
+    let mask = AttentionMask::causal().with_padding(&keep);
+    encoder
+        .forward_layers_masked(&mut x, lens.len(), seq_len, 2, mask)
+        .unwrap();
+    for (b, &n) in lens.iter().enumerate() {
+        let start = b * seq_len * dim;
+        let mut alone = original[start..start + n * dim].to_vec();
+        encoder
+            .forward_layers_masked(&mut alone, 1, n, 2, AttentionMask::causal())
+            .unwrap();
+        for (a, p) in alone.iter().zip(&x[start..start + n * dim]) {
+            assert!(
+                (a - p).abs() <= 1e-5 * p.abs().max(1.0),
+                "seq {b}: {a} vs {p}"
+            );
+        }
+    }
+}

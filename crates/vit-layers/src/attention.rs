@@ -1,15 +1,16 @@
-//! Multi-head self-attention without a mask, as a ViT block uses it.
+//! Multi-head self-attention, unmasked as a ViT block uses it or under an
+//! [`AttentionMask`] (causal and padding rules) as CLIP's text tower does.
 //!
 //! Matches `CLIPAttention` in HF transformers (eval mode): `q, k, v = x·W{q,k,v}ᵀ + b`;
-//! per head `softmax(q·kᵀ · head_dim^-0.5) · v`; heads concatenated; `out_proj`.
+//! per head `softmax(q·kᵀ · head_dim^-0.5 + mask) · v`; heads concatenated; `out_proj`.
 //! The q, k and v projections are held as one fused `[3·D, D]` layer so the three
 //! products are one matrix multiplication; each head then reads its q, k and v as strided
 //! views of that output, with no copies.
 
-use crate::Linear;
+use crate::{AttentionMask, Linear};
 use rayon::prelude::*;
 use vit_tensor::error::{check_len, checked_mul};
-use vit_tensor::{gemm, softmax_rows, MatMut, MatRef, TensorError, TensorResult};
+use vit_tensor::{gemm, MatMut, MatRef, TensorError, TensorResult};
 
 /// Multi-head self-attention (Vaswani et al. 2017, §3.2.2).
 #[derive(Debug, Clone, PartialEq)]
@@ -143,11 +144,30 @@ impl MultiHeadAttention {
     /// # Errors
     /// [`TensorError::LengthMismatch`] when `x` is not `batch · seq_len · D`.
     pub fn forward(&self, x: &[f32], batch: usize, seq_len: usize) -> TensorResult<Vec<f32>> {
+        self.forward_masked(x, batch, seq_len, AttentionMask::NONE)
+    }
+
+    /// Self-attention over each sequence of a batch under `mask`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, seq_len, D]` → `[batch, seq_len, D]`; `mask.keep`: `[batch, seq_len]`
+    ///
+    /// # Errors
+    /// [`TensorError::LengthMismatch`] when `x` is not `batch · seq_len · D` or the padding
+    /// mask is not `batch · seq_len`.
+    pub fn forward_masked(
+        &self,
+        x: &[f32],
+        batch: usize,
+        seq_len: usize,
+        mask: AttentionMask<'_>,
+    ) -> TensorResult<Vec<f32>> {
         let mut out = vec![0.0f32; x.len()];
-        self.forward_add_into(
+        self.forward_masked_add_into(
             x,
             batch,
             seq_len,
+            mask,
             &mut out,
             &mut AttentionScratch::default(),
         )?;
@@ -173,6 +193,26 @@ impl MultiHeadAttention {
         out: &mut [f32],
         scratch: &mut AttentionScratch,
     ) -> TensorResult<()> {
+        self.forward_masked_add_into(x, batch, seq_len, AttentionMask::NONE, out, scratch)
+    }
+
+    /// [`MultiHeadAttention::forward_add_into`] under `mask`.
+    ///
+    /// # Shapes
+    /// - `x`, `out`: `[batch, seq_len, D]`; `mask.keep`: `[batch, seq_len]`
+    ///
+    /// # Errors
+    /// As [`MultiHeadAttention::forward_masked`].
+    pub fn forward_masked_add_into(
+        &self,
+        x: &[f32],
+        batch: usize,
+        seq_len: usize,
+        mask: AttentionMask<'_>,
+        out: &mut [f32],
+        scratch: &mut AttentionScratch,
+    ) -> TensorResult<()> {
+        mask.check(batch, seq_len)?;
         let dim = self.dim();
         let rows = checked_mul("MultiHeadAttention", "batch · seq_len", batch, seq_len)?;
         let expected = checked_mul("MultiHeadAttention", "input", rows, dim)?;
@@ -199,25 +239,30 @@ impl MultiHeadAttention {
             context
                 .par_chunks_mut(seq_len * dim)
                 .zip(qkv.par_chunks(seq_len * 3 * dim))
-                .try_for_each(|(ctx, qkv)| self.attend(qkv, ctx, seq_len))?;
+                .enumerate()
+                .try_for_each(|(b, (ctx, qkv))| self.attend(qkv, ctx, seq_len, mask, b))?;
         } else {
-            for (ctx, qkv) in context
+            for (b, (ctx, qkv)) in context
                 .chunks_mut(seq_len * dim)
                 .zip(qkv.chunks(seq_len * 3 * dim))
+                .enumerate()
             {
-                self.attend_heads_in_parallel(qkv, ctx, seq_len)?;
+                self.attend_heads_in_parallel(qkv, ctx, seq_len, mask, b)?;
             }
         }
         self.out_proj.forward_add_into(context, rows, out)
     }
 
-    /// One head of one sequence: `softmax(q_h · k_hᵀ · scale) · v_h` into `out`, a
-    /// `[seq_len, head_dim]` view with row stride `out_stride`.
+    /// One head of sequence `b`: `softmax(q_h · k_hᵀ · scale + mask) · v_h` into `out`, a
+    /// `[seq_len, head_dim]` view.
+    #[allow(clippy::too_many_arguments)]
     fn head(
         &self,
         qkv: &[f32],
         h: usize,
         seq_len: usize,
+        mask: AttentionMask<'_>,
+        b: usize,
         scores: &mut [f32],
         out: MatMut<'_>,
     ) -> TensorResult<()> {
@@ -239,7 +284,7 @@ impl MultiHeadAttention {
             0.0,
             MatMut::row_major(scores, seq_len, seq_len)?,
         )?;
-        softmax_rows(scores, seq_len)?;
+        mask.masked_softmax(scores, b, seq_len)?;
         gemm(
             1.0,
             MatRef::row_major(scores, seq_len, seq_len)?,
@@ -255,6 +300,8 @@ impl MultiHeadAttention {
         qkv: &[f32],
         ctx: &mut [f32],
         seq_len: usize,
+        mask: AttentionMask<'_>,
+        b: usize,
     ) -> TensorResult<()> {
         let (dim, head_dim) = (self.dim(), self.head_dim());
         let heads = (0..self.n_heads)
@@ -266,6 +313,8 @@ impl MultiHeadAttention {
                     qkv,
                     h,
                     seq_len,
+                    mask,
+                    b,
                     &mut scores,
                     MatMut::row_major(&mut out, seq_len, head_dim)?,
                 )?;
@@ -285,12 +334,19 @@ impl MultiHeadAttention {
     ///
     /// # Shapes
     /// - `qkv`: `[seq_len, 3·D]`, `ctx`: `[seq_len, D]`
-    fn attend(&self, qkv: &[f32], ctx: &mut [f32], seq_len: usize) -> TensorResult<()> {
+    fn attend(
+        &self,
+        qkv: &[f32],
+        ctx: &mut [f32],
+        seq_len: usize,
+        mask: AttentionMask<'_>,
+        b: usize,
+    ) -> TensorResult<()> {
         let (dim, head_dim) = (self.dim(), self.head_dim());
         let mut scores = vec![0.0f32; seq_len * seq_len]; // [seq_len, seq_len]
         for h in 0..self.n_heads {
             let out = MatMut::new(&mut ctx[h * head_dim..], seq_len, head_dim, dim, 1)?;
-            self.head(qkv, h, seq_len, &mut scores, out)?;
+            self.head(qkv, h, seq_len, mask, b, &mut scores, out)?;
         }
         Ok(())
     }
@@ -322,6 +378,17 @@ mod tests {
 
     /// Attention computed element by element in f64.
     fn naive(attn: &MultiHeadAttention, x: &[f32], t: usize) -> Vec<f32> {
+        naive_masked(attn, x, t, &|_, _| true)
+    }
+
+    /// Attention in f64 where query `i` sees key `j` when `sees(i, j)`; a query that sees
+    /// nothing gets a zero context row.
+    fn naive_masked(
+        attn: &MultiHeadAttention,
+        x: &[f32],
+        t: usize,
+        sees: &dyn Fn(usize, usize) -> bool,
+    ) -> Vec<f32> {
         let d = attn.dim();
         let hd = attn.head_dim();
         let qkv = attn.qkv().forward(x, t).unwrap();
@@ -330,6 +397,9 @@ mod tests {
             for i in 0..t {
                 let mut s: Vec<f64> = (0..t)
                     .map(|j| {
+                        if !sees(i, j) {
+                            return f64::NEG_INFINITY;
+                        }
                         (0..hd)
                             .map(|e| {
                                 f64::from(qkv[i * 3 * d + h * hd + e])
@@ -342,6 +412,9 @@ mod tests {
                 let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 s.iter_mut().for_each(|v| *v = (*v - m).exp());
                 let z: f64 = s.iter().sum();
+                if m == f64::NEG_INFINITY {
+                    continue;
+                }
                 for e in 0..hd {
                     let acc: f64 = (0..t)
                         .map(|j| s[j] / z * f64::from(qkv[j * 3 * d + 2 * d + h * hd + e]))
@@ -382,6 +455,114 @@ mod tests {
                 assert!((g - w).abs() < 1e-5, "{g} vs {w}");
             }
         }
+    }
+
+    fn random_attention(rng: &mut LcgRng, d: usize, heads: usize) -> MultiHeadAttention {
+        let mut lin = || {
+            Linear::new(
+                rng.normal_vec(d * d, 0.0, 0.4),
+                Some(rng.normal_vec(d, 0.0, 0.4)),
+                d,
+                d,
+            )
+            .unwrap()
+        };
+        MultiHeadAttention::new(lin(), lin(), lin(), lin(), heads).unwrap()
+    }
+
+    #[test]
+    fn causal_and_padding_masks_match_naive_attention() {
+        let mut rng = LcgRng::new(5);
+        let (d, heads, t) = (12, 3, 6);
+        let attn = random_attention(&mut rng, d, heads);
+        let x = rng.normal_vec(3 * t * d, 0.0, 1.0);
+        // Sequence 0 has 6 real tokens, 1 has 3 (right padding), 2 is left-padded by 2.
+        let lens = [6usize, 3, 6];
+        let mut keep = vec![true; 3 * t];
+        keep[t + 3..2 * t].fill(false);
+        keep[2 * t..2 * t + 2].fill(false);
+        for causal in [false, true] {
+            let mask = AttentionMask {
+                causal,
+                keep: Some(&keep),
+            };
+            // Batch ≥ threads and batch < threads take the two parallel paths.
+            for threads in [1, 4] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let y = pool
+                    .install(|| attn.forward_masked(&x, 3, t, mask))
+                    .unwrap();
+                for b in 0..3 {
+                    let sees = |i: usize, j: usize| {
+                        !(causal && j > i) && keep[b * t + j] && (b != 1 || j < lens[1])
+                    };
+                    let want = naive_masked(&attn, &x[b * t * d..(b + 1) * t * d], t, &sees);
+                    for (g, w) in y[b * t * d..(b + 1) * t * d].iter().zip(&want) {
+                        assert!((g - w).abs() < 1e-5, "causal {causal} seq {b}: {g} vs {w}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_query_that_sees_no_key_gets_zero_context() {
+        let mut rng = LcgRng::new(8);
+        let (d, t) = (8, 3);
+        let attn = random_attention(&mut rng, d, 2);
+        let x = rng.normal_vec(t * d, 0.0, 1.0);
+        let keep = [false, true, true];
+        let y = attn
+            .forward_masked(&x, 1, t, AttentionMask::causal().with_padding(&keep))
+            .unwrap();
+        // Query 0 sees no key: its context is 0, so its output is out_proj's bias alone.
+        let bias = attn.out_proj().bias().unwrap();
+        assert_eq!(&y[..d], bias);
+        assert!(y.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn causal_outputs_do_not_depend_on_later_tokens() {
+        let mut rng = LcgRng::new(9);
+        let (d, t) = (12, 7);
+        let attn = random_attention(&mut rng, d, 4);
+        let x = rng.normal_vec(t * d, 0.0, 1.0);
+        let full = attn
+            .forward_masked(&x, 1, t, AttentionMask::causal())
+            .unwrap();
+        for prefix in 1..t {
+            let part = attn
+                .forward_masked(&x[..prefix * d], 1, prefix, AttentionMask::causal())
+                .unwrap();
+            for (a, b) in part.iter().zip(&full[..prefix * d]) {
+                assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_padding_mask_of_the_wrong_length_is_refused() {
+        let mut rng = LcgRng::new(1);
+        let attn = MultiHeadAttention::random(8, 2, 0.1, &mut rng).unwrap();
+        let err = attn
+            .forward_masked(
+                &[0.0; 2 * 3 * 8],
+                2,
+                3,
+                AttentionMask::NONE.with_padding(&[true; 5]),
+            )
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            TensorError::LengthMismatch {
+                expected: 6,
+                got: 5,
+                ..
+            }
+        ));
     }
 
     #[test]

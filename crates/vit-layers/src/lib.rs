@@ -3,7 +3,8 @@
 //! `vit-layers` holds the pieces a ViT is assembled from: [`PatchEmbed`] (the patchifying
 //! convolution, run as patch gathering plus one matrix product), [`LearnablePosEmbed`] with
 //! [`prepend_cls`] / [`add_pos_embed`], [`MultiHeadAttention`] (fused q/k/v projection,
-//! per-head strided views), [`Mlp`], [`LayerNorm`] and [`Linear`].
+//! per-head strided views; unmasked, or under an [`AttentionMask`] with causal and padding
+//! rules), [`Mlp`], [`LayerNorm`] and [`Linear`].
 //!
 //! The design decision that shapes it: each layer is built from already-loaded weights,
 //! in the exact layout PyTorch checkpoints use (`Linear.weight` is
@@ -29,6 +30,7 @@
 pub mod attention;
 pub mod layer_norm;
 pub mod linear;
+pub mod mask;
 pub mod mlp;
 pub mod patch_embed;
 pub mod pos_embed;
@@ -36,6 +38,7 @@ pub mod pos_embed;
 pub use attention::{AttentionScratch, MultiHeadAttention};
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
+pub use mask::AttentionMask;
 pub use mlp::Mlp;
 pub use patch_embed::PatchEmbed;
 pub use pos_embed::{add_pos_embed, prepend_cls, LearnablePosEmbed};
