@@ -29,6 +29,7 @@ const EDGES: &[(&str, &str, Option<&str>)] = &[
     ("vit-encoder", "vit-tensor", None),
     ("vit-encoder", "vit-layers", None),
     ("clip-preprocess", "clip-checkpoint", None),
+    ("clip-text", "vit-tensor", None),
     ("clip-text", "vit-layers", None),
     ("clip-text", "vit-encoder", None),
     ("clip-text", "clip-checkpoint", None),

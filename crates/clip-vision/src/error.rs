@@ -89,6 +89,10 @@ pub enum VisionError {
     #[cfg(feature = "image")]
     #[error(transparent)]
     Preprocess(#[from] clip_preprocess::PreprocessError),
+    /// The text tower's errors (feature `text`): tokenizer files, text config, text weights.
+    #[cfg(feature = "text")]
+    #[error(transparent)]
+    Text(#[from] clip_text::TextError),
     /// The worker threads could not be started.
     #[error("cannot start {threads} worker threads: {reason}")]
     ThreadPool {

@@ -13,7 +13,9 @@
 //! checkpoint — a missing or misshapen tensor is an error naming it, never a silent random
 //! fill.
 //!
-//! It does **not** download anything, tokenize text, or run the text tower.
+//! It does **not** download anything. Text (CLIP's tokenizer and text tower, zero-shot
+//! labels, [`ClipModel`] with both towers) comes with the feature `text`, which adds the
+//! `clip-text` crate.
 //!
 //! ```
 //! use clip_vision::{ClipVisionConfig, ClipVisionEncoder, LcgRng};
@@ -32,6 +34,8 @@ pub mod config;
 pub mod encoder;
 pub mod error;
 pub mod loader;
+#[cfg(feature = "text")]
+pub mod model;
 #[cfg(feature = "image")]
 pub mod pipeline;
 /// Reading checkpoint files: the `clip-checkpoint` crate.
@@ -39,11 +43,16 @@ pub use clip_checkpoint as checkpoint;
 /// `CLIPImageProcessor`'s computation: the `clip-preprocess` crate (feature `image`).
 #[cfg(feature = "image")]
 pub use clip_preprocess as preprocess;
+/// CLIP's tokenizer and text tower: the `clip-text` crate (feature `text`).
+#[cfg(feature = "text")]
+pub use clip_text as text;
 
 pub use config::ClipVisionConfig;
 pub use encoder::ClipVisionEncoder;
 pub use error::{VisionError, VisionResult};
 pub use loader::LoadOptions;
+#[cfg(feature = "text")]
+pub use model::ClipModel;
 #[cfg(feature = "image")]
 pub use pipeline::{EmbedKind, ImageEmbedder, ImageEmbedderBuilder};
 #[cfg(feature = "image")]
