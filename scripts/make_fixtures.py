@@ -125,16 +125,17 @@ def build(cfg: dict, seed: int, cls=CLIPVisionModelWithProjection):
     return model, gen
 
 
-def save_reference(out_dir: pathlib.Path, tensors: dict, meta: dict) -> None:
+def save_reference(out_dir: pathlib.Path, tensors: dict, meta: dict, name: str = "reference") -> None:
+    """NAME.safetensors (the tensors as f32) and NAME.json (the versions, then `meta`)."""
     tensors = {k: v.detach().clone().contiguous().float() for k, v in tensors.items()}
-    save_file(tensors, out_dir / "reference.safetensors")
+    save_file(tensors, out_dir / f"{name}.safetensors")
     meta = {
         "made_by": "scripts/make_fixtures.py",
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         **meta,
     }
-    (out_dir / "reference.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (out_dir / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def reference_of(model, pixels, with_f64=True, **kwargs):
@@ -248,9 +249,19 @@ def to_openai_names(sd: dict, prefix: str = "visual.") -> dict:
     for part in ("weight", "bias"):
         out[prefix + f"ln_pre.{part}"] = sd[v + f"pre_layrnorm.{part}"]
         out[prefix + f"ln_post.{part}"] = sd[v + f"post_layernorm.{part}"]
-    n_layers = 1 + max(int(k.split(".")[3]) for k in sd if k.startswith(v + "encoder.layers."))
+    out.update(openai_resblocks(sd, v, prefix))
+    out[prefix + "proj"] = sd["visual_projection.weight"].t()
+    return {k: t.detach().clone().contiguous() for k, t in out.items()}
+
+
+def openai_resblocks(sd: dict, hf_prefix: str, oa_prefix: str) -> dict:
+    """The encoder layers under HF_PREFIX ("vision_model." / "text_model.") renamed as OpenAI's
+    OA_PREFIX + "transformer.resblocks.{i}.*" (q, k, v fused into in_proj)."""
+    out = {}
+    n_layers = 1 + max(int(k[len(hf_prefix):].split(".")[2]) for k in sd
+                       if k.startswith(hf_prefix + "encoder.layers."))
     for i in range(n_layers):
-        hf, oa = f"{v}encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
+        hf, oa = f"{hf_prefix}encoder.layers.{i}.", f"{oa_prefix}transformer.resblocks.{i}."
         att = hf + "self_attn."
         out[oa + "attn.in_proj_weight"] = torch.cat([sd[att + f"{p}_proj.weight"] for p in "qkv"])
         out[oa + "attn.in_proj_bias"] = torch.cat([sd[att + f"{p}_proj.bias"] for p in "qkv"])
@@ -260,8 +271,7 @@ def to_openai_names(sd: dict, prefix: str = "visual.") -> dict:
             out[oa + f"ln_2.{part}"] = sd[hf + f"layer_norm2.{part}"]
             out[oa + f"mlp.c_fc.{part}"] = sd[hf + f"mlp.fc1.{part}"]
             out[oa + f"mlp.c_proj.{part}"] = sd[hf + f"mlp.fc2.{part}"]
-    out[prefix + "proj"] = sd["visual_projection.weight"].t()
-    return {k: t.detach().clone().contiguous() for k, t in out.items()}
+    return out
 
 
 def make_openai_naming(seed: int) -> None:
