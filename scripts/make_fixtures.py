@@ -19,9 +19,18 @@ Fixtures (fixtures/models/NAME unless said):
                                      transformers model's tensors; text-tower tensors beside it
     open-clip                        open_clip_config.json + open_clip_model.safetensors, exact
                                      GELU, head_width 12; cross-checked against open_clip itself
-    demo                             the bundled default model of the README's run command: 224 px,
-                                     with preprocessor_config.json, and the end-to-end reference of
-                                     transformers' CLIPImageProcessor (PIL) + model on fixtures/images
+    demo                             the bundled default model of the README's run command: a CLIPModel,
+                                     vision at 224 px, text on CLIP's real vocabulary, with
+                                     preprocessor_config.json and the real tokenizer files (vocab.json,
+                                     merges.txt, tokenizer.json, tokenizer_config.json, built from
+                                     open_clip's bpe_simple_vocab_16e6.txt.gz); the end-to-end reference
+                                     of transformers' CLIPImageProcessor (PIL) + model on fixtures/images,
+                                     and of the text side: text_embeds.{labels,queries,ensemble} (raw
+                                     get_text_features, except ensemble: unit mean of unit prompt
+                                     embeddings), logits_per_image.labels, probs.{labels,ensemble};
+                                     reference.json: labels, templates, queries, text_ids (the
+                                     tokenizer's ids), search (per query the image indices by falling
+                                     cosine, and those cosines in that order)
     fixtures/hub                     an HF hub cache (models--clip-vision--tiny-hub) holding
                                      tiny-gelu-tanh as the hub lays it out (symlinks into blobs/)
 
@@ -35,6 +44,7 @@ Layout of each HF fixture directory:
 """
 
 import argparse
+import gzip
 import hashlib
 import json
 import math
@@ -42,6 +52,7 @@ import os
 import pathlib
 import shutil
 
+import numpy as np
 import torch
 import transformers
 from safetensors.torch import save_file
@@ -125,16 +136,17 @@ def build(cfg: dict, seed: int, cls=CLIPVisionModelWithProjection):
     return model, gen
 
 
-def save_reference(out_dir: pathlib.Path, tensors: dict, meta: dict) -> None:
+def save_reference(out_dir: pathlib.Path, tensors: dict, meta: dict, name: str = "reference") -> None:
+    """NAME.safetensors (the tensors as f32) and NAME.json (the versions, then `meta`)."""
     tensors = {k: v.detach().clone().contiguous().float() for k, v in tensors.items()}
-    save_file(tensors, out_dir / "reference.safetensors")
+    save_file(tensors, out_dir / f"{name}.safetensors")
     meta = {
         "made_by": "scripts/make_fixtures.py",
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         **meta,
     }
-    (out_dir / "reference.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (out_dir / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def reference_of(model, pixels, with_f64=True, **kwargs):
@@ -248,9 +260,19 @@ def to_openai_names(sd: dict, prefix: str = "visual.") -> dict:
     for part in ("weight", "bias"):
         out[prefix + f"ln_pre.{part}"] = sd[v + f"pre_layrnorm.{part}"]
         out[prefix + f"ln_post.{part}"] = sd[v + f"post_layernorm.{part}"]
-    n_layers = 1 + max(int(k.split(".")[3]) for k in sd if k.startswith(v + "encoder.layers."))
+    out.update(openai_resblocks(sd, v, prefix))
+    out[prefix + "proj"] = sd["visual_projection.weight"].t()
+    return {k: t.detach().clone().contiguous() for k, t in out.items()}
+
+
+def openai_resblocks(sd: dict, hf_prefix: str, oa_prefix: str) -> dict:
+    """The encoder layers under HF_PREFIX ("vision_model." / "text_model.") renamed as OpenAI's
+    OA_PREFIX + "transformer.resblocks.{i}.*" (q, k, v fused into in_proj)."""
+    out = {}
+    n_layers = 1 + max(int(k[len(hf_prefix):].split(".")[2]) for k in sd
+                       if k.startswith(hf_prefix + "encoder.layers."))
     for i in range(n_layers):
-        hf, oa = f"{v}encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
+        hf, oa = f"{hf_prefix}encoder.layers.{i}.", f"{oa_prefix}transformer.resblocks.{i}."
         att = hf + "self_attn."
         out[oa + "attn.in_proj_weight"] = torch.cat([sd[att + f"{p}_proj.weight"] for p in "qkv"])
         out[oa + "attn.in_proj_bias"] = torch.cat([sd[att + f"{p}_proj.bias"] for p in "qkv"])
@@ -260,8 +282,7 @@ def to_openai_names(sd: dict, prefix: str = "visual.") -> dict:
             out[oa + f"ln_2.{part}"] = sd[hf + f"layer_norm2.{part}"]
             out[oa + f"mlp.c_fc.{part}"] = sd[hf + f"mlp.fc1.{part}"]
             out[oa + f"mlp.c_proj.{part}"] = sd[hf + f"mlp.fc2.{part}"]
-    out[prefix + "proj"] = sd["visual_projection.weight"].t()
-    return {k: t.detach().clone().contiguous() for k, t in out.items()}
+    return out
 
 
 def make_openai_naming(seed: int) -> None:
@@ -333,10 +354,67 @@ def make_open_clip(seed: int) -> None:
     print(f"open-clip: open_clip agrees with transformers within {meta['open_clip_vs_transformers_image_embeds_max_abs']:.1e}")
 
 
+# CLIP's vocabulary: 256 byte characters, the same with "</w>", 48894 merges, 2 specials.
+N_MERGES = 49152 - 256 - 2
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+
+
+def clip_vocabulary():
+    """CLIP's BPE vocabulary built from open_clip's bpe_simple_vocab_16e6.txt.gz exactly as
+    OpenAI's and open_clip's SimpleTokenizer build it: (tokens in id order, merges as pairs).
+    The specials are named as the hub's openai/clip-* tokenizers name them (open_clip calls
+    them <start_of_text>/<end_of_text>; same ids 49406/49407)."""
+    from open_clip.tokenizer import bytes_to_unicode, default_bpe
+
+    lines = gzip.open(default_bpe()).read().decode("utf-8").split("\n")
+    merges = [tuple(line.split()) for line in lines[1:N_MERGES + 1]]
+    assert len(merges) == N_MERGES and all(len(m) == 2 for m in merges)
+    chars = list(bytes_to_unicode().values())
+    tokens = chars + [c + "</w>" for c in chars] + ["".join(m) for m in merges] + [BOS, EOS]
+    assert len(tokens) == len(set(tokens)) == 49408
+    return tokens, merges
+
+
+def clip_tokenizer():
+    """transformers' fast CLIPTokenizer on the real vocabulary (objects, not file names:
+    transformers 5 ignores vocab_file=, and tokenizers wants the merges as pairs)."""
+    from transformers import CLIPTokenizer
+
+    tokens, merges = clip_vocabulary()
+    return CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=merges, model_max_length=77)
+
+
+def save_clip_tokenizer(out_dir: pathlib.Path):
+    """vocab.json + merges.txt (as the hub's openai/clip-vit-base-patch32 has them, with the
+    "#version: 0.2" line) and what CLIPTokenizer.save_pretrained writes (tokenizer.json, written
+    compact, and tokenizer_config.json). Returns the tokenizer."""
+    tokens, merges = clip_vocabulary()
+    tokenizer = clip_tokenizer()
+    tokenizer.save_pretrained(out_dir)
+    # save_pretrained pretty-prints tokenizer.json (3.6 MB: four lines a merge pair); the same
+    # JSON written compact is 1.7 MB.
+    path = out_dir / "tokenizer.json"
+    pretty = json.loads(path.read_text(encoding="utf-8"))
+    tokenizer.backend_tokenizer.save(str(path), pretty=False)
+    assert json.loads(path.read_text(encoding="utf-8")) == pretty
+    vocab = {t: i for i, t in enumerate(tokens)}
+    (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out_dir / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges),
+                                        encoding="utf-8")
+    return tokenizer
+
+
+DEMO_LABELS = ["a dog", "a cat", "a beach", "a red car", "text", "mountains"]
+DEMO_TEMPLATES = ["a photo of a {}.", "a blurry photo of a {}.", "art of the {}."]
+DEMO_QUERIES = ["an astronaut in space", "a cup of coffee", "a rocket on the launch pad"]
+
+
 def make_demo(seed: int) -> None:
-    """The bundled default model: a small random tower at 224 px that takes what
-    CLIPImageProcessor makes of real photos, with the end-to-end reference on the sample
-    photos in fixtures/images (every file there that PIL opens)."""
+    """The bundled default model: a small random CLIPModel (vision tower at 224 px, text
+    tower on CLIP's real 49408-token vocabulary) with CLIPImageProcessor's config and the
+    real CLIP tokenizer files, and the end-to-end references on the sample photos in
+    fixtures/images (every file there that PIL opens): the vision outputs, zero-shot labels
+    (one prompt, and the prompt ensemble), and text-to-image search."""
     from PIL import Image
     from transformers import CLIPImageProcessorPil
 
@@ -345,11 +423,24 @@ def make_demo(seed: int) -> None:
     out_dir.mkdir(parents=True)
     cfg = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                image_size=224, patch_size=32, projection_dim=32, hidden_act="quick_gelu")
-    model, _ = build(cfg, seed)
+    text = dict(vocab_size=49408, hidden_size=16, intermediate_size=40, num_hidden_layers=2,
+                num_attention_heads=2, max_position_embeddings=77, hidden_act="quick_gelu",
+                bos_token_id=49406, eos_token_id=49407, pad_token_id=1, projection_dim=32)
+    # The vision tower is drawn as when the demo was a CLIPVisionModelWithProjection (so its
+    # references did not move), then the text tower from the same generator.
+    vision, gen = build(cfg, seed)
+    model = CLIPModel(CLIPConfig(text_config=text, vision_config=cfg, projection_dim=32)).eval()
+    model.vision_model.load_state_dict(vision.vision_model.state_dict())
+    model.visual_projection.load_state_dict(vision.visual_projection.state_dict())
+    perturb_(model.text_model, gen)
+    perturb_(model.text_projection, gen)
+    with torch.no_grad():
+        model.logit_scale.fill_(3.3)
     model.save_pretrained(out_dir)
     processor = CLIPImageProcessorPil()
     assert processor.backend == "pil"
     processor.save_pretrained(out_dir)
+    tokenizer = save_clip_tokenizer(out_dir)
     images = sorted(p for p in (ROOT / "fixtures" / "images").iterdir()
                     if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
     names, pixels = [], []
@@ -358,12 +449,54 @@ def make_demo(seed: int) -> None:
             pixels.append(processor(images=im, return_tensors="pt")["pixel_values"][0])
         names.append(path.name)
     pixels = torch.stack(pixels)
-    ref = run(model, pixels)
+    ref = run(vision, pixels)
+
+    def features(out):
+        return out.pooler_output if hasattr(out, "pooler_output") else out
+
+    def embed_texts(texts):
+        batch = tokenizer(texts, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            return features(model.get_text_features(**batch))
+
+    with torch.inference_mode():
+        image_embeds = features(model.get_image_features(pixel_values=pixels))
+        labels = tokenizer(DEMO_LABELS, padding=True, return_tensors="pt")
+        out = model(input_ids=labels["input_ids"], attention_mask=labels["attention_mask"], pixel_values=pixels)
+    assert torch.allclose(image_embeds, ref["image_embeds"], atol=1e-6)
+    scale = model.logit_scale.detach().exp()
+    unit = lambda x: x / x.norm(dim=-1, keepdim=True)
+    label_embeds = embed_texts(DEMO_LABELS)
+    alone = torch.cat([embed_texts([t]) for t in DEMO_LABELS])
+    assert torch.allclose(label_embeds, alone, atol=1e-5), "padding moved the label embeddings"
+    logits = out.logits_per_image
+    assert torch.allclose(logits, scale * unit(image_embeds) @ unit(label_embeds).T, atol=1e-4)
+    # CLIP's prompt ensemble: per label, the mean of its unit prompt embeddings, renormalised.
+    ensemble = torch.stack([unit(unit(embed_texts([t.format(label) for t in DEMO_TEMPLATES])).mean(0))
+                            for label in DEMO_LABELS])
+    ensemble_logits = scale * unit(image_embeds) @ ensemble.T
+    query_embeds = embed_texts(DEMO_QUERIES)
+    cosine = (unit(query_embeds) @ unit(image_embeds).T).numpy()
+    search = []
+    for q, row in zip(DEMO_QUERIES, cosine):
+        order = np.argsort(-row, kind="stable")
+        search.append({"query": q, "order": order.tolist(), "scores": [float(row[i]) for i in order]})
+    gaps = [float(np.min(-np.diff(np.sort(row)[::-1]))) for row in cosine]
+    texts = DEMO_LABELS + [t.format(label) for label in DEMO_LABELS for t in DEMO_TEMPLATES] + DEMO_QUERIES
+    text_ids = [{"text": t, "ids": tokenizer(t)["input_ids"]} for t in texts]
     # pixel_values are not kept (7 MB): the test runs clip-vision's own preprocessing.
     tensors = {"last_hidden_state": ref["last_hidden_state"],
-               "pooler_output": ref["pooler_output"], "image_embeds": ref["image_embeds"]}
-    save_reference(out_dir, tensors, {"seed": seed, "images": names, "processor": "CLIPImageProcessorPil"})
-    print(f"demo: end-to-end reference on {len(names)} photos")
+               "pooler_output": ref["pooler_output"], "image_embeds": ref["image_embeds"],
+               "text_embeds.labels": label_embeds, "logits_per_image.labels": logits,
+               "probs.labels": logits.softmax(dim=-1), "text_embeds.ensemble": ensemble,
+               "probs.ensemble": ensemble_logits.softmax(dim=-1), "text_embeds.queries": query_embeds}
+    save_reference(out_dir, tensors, {
+        "seed": seed, "images": names, "processor": "CLIPImageProcessorPil",
+        "logit_scale": model.logit_scale.item(), "labels": DEMO_LABELS, "templates": DEMO_TEMPLATES,
+        "queries": DEMO_QUERIES, "search": search, "search_min_score_gap": min(gaps), "text_ids": text_ids,
+    })
+    print(f"demo: end-to-end reference on {len(names)} photos, {len(DEMO_LABELS)} labels, "
+          f"{len(DEMO_QUERIES)} queries (closest search scores {min(gaps):.1e} apart)")
 
 
 def make_hub_cache() -> None:

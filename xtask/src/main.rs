@@ -29,7 +29,8 @@ commands:
                          --peers: then time transformers and ONNX Runtime beside clip-vision
                          on both backends with scripts/bench_peers.py, and write
                          docs/benchmarks.md)
-  fixtures [ARGS]        rerun scripts/make_fixtures.py and scripts/make_image_fixtures.py
+  fixtures [ARGS]        rerun scripts/make_fixtures.py (given ARGS), make_image_fixtures.py
+                         and make_text_fixtures.py
                          (python: $PYTHON, else .venv/bin/python, else python3)
 ";
 
@@ -130,10 +131,15 @@ pub fn python() -> String {
 fn fixtures(args: &[String]) -> Result<()> {
     let py = python();
     let extra: Vec<&str> = args.iter().map(String::as_str).collect();
-    for script in ["scripts/make_fixtures.py", "scripts/make_image_fixtures.py"] {
+    // make_text_fixtures.py checks the demo's tokenizer files, which make_fixtures.py writes.
+    for script in [
+        "scripts/make_fixtures.py",
+        "scripts/make_image_fixtures.py",
+        "scripts/make_text_fixtures.py",
+    ] {
         if root().join(script).exists() {
             let mut a = vec![script];
-            if script.ends_with("make_fixtures.py") {
+            if script == "scripts/make_fixtures.py" {
                 a.extend(&extra);
             }
             run(&py, &a, &[])?;
