@@ -15,7 +15,8 @@ text references; this script checks those files against the vocabulary it builds
 
 Fixtures:
     fixtures/tokenizer/bpe_simple_vocab_16e6.txt.gz   open_clip's file, byte for byte
-    fixtures/tokenizer/corpus.json   a list of {"category", "text", "ids", "open_clip_ids"}, one a
+    fixtures/tokenizer/corpus.json   a list of {"category", "text", "ids", "open_clip_ids",
+                                     "open_clip_ids_no_mojibake_repair"}, one a
                                      line, 700+ texts (captions, accents in NFC and NFD, case, CJK,
                                      RTL, emoji, whitespace, HTML entities, contractions, quotes,
                                      special tokens, ligatures and widths, control characters,
@@ -23,7 +24,8 @@ Fixtures:
                                      seeded mixes of them); ids: transformers' CLIPTokenizer with
                                      truncation to 77 (bos 49406 ... eos 49407, eos kept), no
                                      padding; open_clip_ids: open_clip's SimpleTokenizer, context
-                                     77, the zero padding stripped
+                                     77, the zero padding stripped; ..._no_mojibake_repair: the same
+                                     with ftfy's fix_encoding off (what clip-text reproduces)
     fixtures/tokenizer/README.md     what is there, and on which texts the two disagree
     fixtures/models/NAME (each a save_pretrained directory with the reference below):
     text-gelu            CLIPTextModelWithProjection, exact GELU, head_dim 14, eps 1e-6; eos 499
@@ -56,6 +58,7 @@ Reference of each text fixture (NAME/reference.safetensors, f32; .json beside it
 """
 
 import argparse
+import contextlib
 import copy
 import hashlib
 import json
@@ -298,6 +301,27 @@ def corpus(seed: int = 2030):
 # Tokenizer fixtures
 
 
+def open_clip_ids(oc_tokenizer, text: str) -> list:
+    """open_clip's ids of one text, the zero padding stripped."""
+    oc = oc_tokenizer([text], context_length=CONTEXT)[0].tolist()
+    while oc and oc[-1] == 0:
+        oc.pop()
+    return oc
+
+
+@contextlib.contextmanager
+def ftfy_without_mojibake_repair():
+    """open_clip's cleaning with ftfy's `fix_encoding` off: every fixer but the mojibake repair,
+    which is what clip-text's open_clip mode reproduces."""
+    import ftfy
+    original = ftfy.fix_text
+    ftfy.fix_text = lambda text, **kw: original(text, fix_encoding=False, **kw)
+    try:
+        yield
+    finally:
+        ftfy.fix_text = original
+
+
 def make_tokenizer() -> None:
     """The gz copy, corpus.json and README.md in fixtures/tokenizer."""
     import ftfy
@@ -348,10 +372,11 @@ def make_tokenizer() -> None:
                             ("tokenizers", raw.encode(text).ids)):
             assert other == ids, f"{name} disagrees with tokenizer.json on {text!r}: {other} vs {ids}"
         assert ids[0] == 49406 and ids[-1] == 49407 and 2 <= len(ids) <= CONTEXT, (text, ids)
-        oc = oc_tokenizer([text], context_length=CONTEXT)[0].tolist()
-        while oc and oc[-1] == 0:
-            oc.pop()
-        rows.append({"category": category, "text": text, "ids": ids, "open_clip_ids": oc})
+        oc = open_clip_ids(oc_tokenizer, text)
+        with ftfy_without_mojibake_repair():
+            oc_plain = open_clip_ids(oc_tokenizer, text)
+        rows.append({"category": category, "text": text, "ids": ids, "open_clip_ids": oc,
+                     "open_clip_ids_no_mojibake_repair": oc_plain})
         texts[category] += 1
         if oc != ids:
             differ[category] += 1

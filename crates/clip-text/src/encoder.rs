@@ -37,13 +37,11 @@ pub struct TextOutput {
     pub seq_len: usize,
 }
 
-/// CLIP's text tower and its tokenizer.
+/// CLIP's text tower without a tokenizer: token ids → features.
 #[derive(Debug, Clone)]
-pub struct ClipTextEncoder {
+pub struct ClipTextTower {
     /// The tower's shape.
     pub config: ClipTextConfig,
-    /// Text → ids, truncated to `config.max_position_embeddings`.
-    pub tokenizer: ClipTokenizer,
     /// `[vocab_size, D]`.
     pub token_embedding: Vec<f32>,
     /// `[max_position_embeddings, D]`.
@@ -54,31 +52,40 @@ pub struct ClipTextEncoder {
     pub projection: Option<Linear>,
     /// Where the pooled output is taken.
     pub pooling: Pooling,
+    /// Padding id used when batching (never attended; any id below `vocab_size`).
+    pub pad_id: u32,
+}
+
+/// CLIP's text tower and its tokenizer.
+#[derive(Debug, Clone)]
+pub struct ClipTextEncoder {
+    /// Token ids → features.
+    pub tower: ClipTextTower,
+    /// Text → ids, truncated to the tower's `max_position_embeddings`.
+    pub tokenizer: ClipTokenizer,
     batch_size: usize,
 }
 
-impl ClipTextEncoder {
-    /// A tower from its parts, every shape checked against `config`.
+impl ClipTextTower {
+    /// A tower from its parts, every shape checked against `config`; `source` names the
+    /// checkpoint in errors.
     ///
     /// # Errors
     /// [`TextError::InvalidConfig`] for a config that does not validate or parts of another
-    /// shape; [`TextError::VocabularyTooLarge`] when the tokenizer can produce ids past the
-    /// embedding table.
-    #[allow(clippy::too_many_arguments)]
+    /// shape.
     pub fn from_parts(
         config: ClipTextConfig,
-        tokenizer: ClipTokenizer,
         token_embedding: Vec<f32>,
         position_embedding: Vec<f32>,
         encoder: ViTEncoder,
         projection: Option<Linear>,
         pooling: Pooling,
+        source: &std::path::Path,
     ) -> TextResult<Self> {
-        let source = tokenizer.source().to_path_buf();
-        config.validate(&source)?;
+        config.validate(source)?;
         let d = config.hidden_size;
         let shape_err = |what: &str, got: usize, want: usize| {
-            TextError::config(&source, format!("{what} has {got} values, expected {want}"))
+            TextError::config(source, format!("{what} has {got} values, expected {want}"))
         };
         if token_embedding.len() != config.vocab_size * d {
             return Err(shape_err(
@@ -102,22 +109,114 @@ impl ClipTextEncoder {
                 return Err(shape_err("the projection's input", p.in_features(), d));
             }
         }
-        if tokenizer.vocab_size() > config.vocab_size {
-            return Err(TextError::VocabularyTooLarge {
-                path: source,
-                tokenizer_vocab: tokenizer.vocab_size(),
-                vocab_size: config.vocab_size,
-            });
-        }
-        let tokenizer = tokenizer.with_context_length(config.max_position_embeddings)?;
+        let pad_id = config
+            .pad_token_id
+            .filter(|&p| (p as usize) < config.vocab_size)
+            .unwrap_or(0);
         Ok(Self {
             config,
-            tokenizer,
             token_embedding,
             position_embedding,
             encoder,
             projection,
             pooling,
+            pad_id,
+        })
+    }
+
+    /// Width `D` of the hidden states and the pooled output.
+    pub fn hidden_size(&self) -> usize {
+        self.config.hidden_size
+    }
+
+    /// Width `E` of `text_embeds`, when the tower has a projection.
+    pub fn projection_dim(&self) -> Option<usize> {
+        self.projection.as_ref().map(Linear::out_features)
+    }
+    /// The tower on token-id sequences, padded into one batch.
+    ///
+    /// # Shapes
+    /// - `sequences`: `[batch][len_i]`, `1 ≤ len_i ≤ max_position_embeddings`
+    ///
+    /// # Errors
+    /// [`TextError::SequenceLength`] for an empty or too long sequence;
+    /// [`TextError::TokenOutOfRange`] for an id past the embedding table.
+    pub fn forward_ids(&self, sequences: &[Vec<u32>]) -> TextResult<TextOutput> {
+        let cfg = &self.config;
+        for (index, s) in sequences.iter().enumerate() {
+            if s.is_empty() || s.len() > cfg.max_position_embeddings {
+                return Err(TextError::SequenceLength {
+                    index,
+                    len: s.len(),
+                    max: cfg.max_position_embeddings,
+                });
+            }
+            if let Some(&id) = s.iter().find(|&&id| id as usize >= cfg.vocab_size) {
+                return Err(TextError::TokenOutOfRange {
+                    index,
+                    id,
+                    vocab_size: cfg.vocab_size,
+                });
+            }
+        }
+        let batch = TokenBatch::pad(sequences, self.pad_id);
+        self.forward_batch(&batch)
+    }
+
+    /// The tower on a padded batch whose ids have been checked.
+    fn forward_batch(&self, batch: &TokenBatch) -> TextResult<TextOutput> {
+        let d = self.hidden_size();
+        let (n, l) = (batch.len(), batch.seq_len);
+        let mut x = Vec::with_capacity(n * l * d);
+        for (k, &id) in batch.ids.iter().enumerate() {
+            let (id, t) = (id as usize, k % l.max(1));
+            // Padding ids were never checked against the table: pad rows read row 0.
+            let id = if batch.attention_mask[k] { id } else { 0 };
+            let tok = &self.token_embedding[id * d..(id + 1) * d];
+            let pos = &self.position_embedding[t * d..(t + 1) * d];
+            x.extend(tok.iter().zip(pos).map(|(a, b)| a + b));
+        }
+        let mask = AttentionMask::causal().with_padding(&batch.attention_mask);
+        self.encoder
+            .forward_layers_masked(&mut x, n, l, self.encoder.depth(), mask)?;
+        self.encoder.final_norm.forward_inplace(&mut x)?;
+        let mut pooled = Vec::with_capacity(n * d);
+        for b in 0..n {
+            let t = self.pooling.position(batch.sequence(b));
+            let row = (b * l + t) * d;
+            pooled.extend_from_slice(&x[row..row + d]);
+        }
+        let text_embeds = match &self.projection {
+            Some(p) => Some(p.forward(&pooled, n)?),
+            None => None,
+        };
+        Ok(TextOutput {
+            last_hidden_state: x,
+            pooler_output: pooled,
+            text_embeds,
+            lengths: batch.lengths.clone(),
+            seq_len: l,
+        })
+    }
+}
+impl ClipTextEncoder {
+    /// The tower with its tokenizer (set to the tower's context length).
+    ///
+    /// # Errors
+    /// [`TextError::VocabularyTooLarge`] when the tokenizer can produce ids past the
+    /// embedding table.
+    pub fn from_parts(tower: ClipTextTower, tokenizer: ClipTokenizer) -> TextResult<Self> {
+        if tokenizer.vocab_size() > tower.config.vocab_size {
+            return Err(TextError::VocabularyTooLarge {
+                path: tokenizer.source().to_path_buf(),
+                tokenizer_vocab: tokenizer.vocab_size(),
+                vocab_size: tower.config.vocab_size,
+            });
+        }
+        let tokenizer = tokenizer.with_context_length(tower.config.max_position_embeddings)?;
+        Ok(Self {
+            tower,
+            tokenizer,
             batch_size: DEFAULT_TEXT_BATCH,
         })
     }
@@ -130,12 +229,12 @@ impl ClipTextEncoder {
 
     /// Width `D` of the hidden states and the pooled output.
     pub fn hidden_size(&self) -> usize {
-        self.config.hidden_size
+        self.tower.hidden_size()
     }
 
     /// Width `E` of `text_embeds`, when the tower has a projection.
     pub fn projection_dim(&self) -> Option<usize> {
-        self.projection.as_ref().map(Linear::out_features)
+        self.tower.projection_dim()
     }
 
     /// transformers' `text_embeds` of each text: projected, not normalised.
@@ -147,7 +246,7 @@ impl ClipTextEncoder {
     /// [`TextError::NoProjection`] for a tower without projection; as
     /// [`ClipTokenizer::encode`] for a text the tokenizer refuses.
     pub fn text_embeds(&self, texts: &[&str]) -> TextResult<Vec<Vec<f32>>> {
-        if self.projection.is_none() {
+        if self.tower.projection.is_none() {
             return Err(TextError::NoProjection {
                 path: self.tokenizer.source().to_path_buf(),
             });
@@ -205,78 +304,12 @@ impl ClipTextEncoder {
         let mut rows = vec![Vec::new(); sequences.len()];
         for chunk in order.chunks(self.batch_size) {
             let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| sequences[i].clone()).collect();
-            let out = self.forward_ids(&batch)?;
+            let out = self.tower.forward_ids(&batch)?;
             for (b, &i) in chunk.iter().enumerate() {
                 rows[i] = take(&out, b);
             }
         }
         Ok(rows)
-    }
-
-    /// The tower on token-id sequences, padded into one batch.
-    ///
-    /// # Shapes
-    /// - `sequences`: `[batch][len_i]`, `1 ≤ len_i ≤ max_position_embeddings`
-    ///
-    /// # Errors
-    /// [`TextError::SequenceLength`] for an empty or too long sequence;
-    /// [`TextError::TokenOutOfRange`] for an id past the embedding table.
-    pub fn forward_ids(&self, sequences: &[Vec<u32>]) -> TextResult<TextOutput> {
-        let cfg = &self.config;
-        for (index, s) in sequences.iter().enumerate() {
-            if s.is_empty() || s.len() > cfg.max_position_embeddings {
-                return Err(TextError::SequenceLength {
-                    index,
-                    len: s.len(),
-                    max: cfg.max_position_embeddings,
-                });
-            }
-            if let Some(&id) = s.iter().find(|&&id| id as usize >= cfg.vocab_size) {
-                return Err(TextError::TokenOutOfRange {
-                    index,
-                    id,
-                    vocab_size: cfg.vocab_size,
-                });
-            }
-        }
-        let batch = TokenBatch::pad(sequences, self.tokenizer.pad_id());
-        self.forward_batch(&batch)
-    }
-
-    /// The tower on a padded batch whose ids have been checked.
-    fn forward_batch(&self, batch: &TokenBatch) -> TextResult<TextOutput> {
-        let d = self.hidden_size();
-        let (n, l) = (batch.len(), batch.seq_len);
-        let mut x = Vec::with_capacity(n * l * d);
-        for (k, &id) in batch.ids.iter().enumerate() {
-            let (id, t) = (id as usize, k % l.max(1));
-            // Padding ids were never checked against the table: pad rows read row 0.
-            let id = if batch.attention_mask[k] { id } else { 0 };
-            let tok = &self.token_embedding[id * d..(id + 1) * d];
-            let pos = &self.position_embedding[t * d..(t + 1) * d];
-            x.extend(tok.iter().zip(pos).map(|(a, b)| a + b));
-        }
-        let mask = AttentionMask::causal().with_padding(&batch.attention_mask);
-        self.encoder
-            .forward_layers_masked(&mut x, n, l, self.encoder.depth(), mask)?;
-        self.encoder.final_norm.forward_inplace(&mut x)?;
-        let mut pooled = Vec::with_capacity(n * d);
-        for b in 0..n {
-            let t = self.pooling.position(batch.sequence(b));
-            let row = (b * l + t) * d;
-            pooled.extend_from_slice(&x[row..row + d]);
-        }
-        let text_embeds = match &self.projection {
-            Some(p) => Some(p.forward(&pooled, n)?),
-            None => None,
-        };
-        Ok(TextOutput {
-            last_hidden_state: x,
-            pooler_output: pooled,
-            text_embeds,
-            lengths: batch.lengths.clone(),
-            seq_len: l,
-        })
     }
 }
 

@@ -3,7 +3,7 @@
 //! `clip-text` turns text into CLIP text embeddings that match HF transformers:
 //! [`ClipTokenizer`] gives the ids of transformers' fast `CLIPTokenizer` (the `tokenizers`
 //! crate, loaded from `tokenizer.json`, `vocab.json` + `merges.txt`, or OpenAI's
-//! `bpe_simple_vocab_16e6.txt.gz`), and [`ClipTextEncoder`] runs the text tower of a
+//! `bpe_simple_vocab_16e6.txt.gz`), and [`ClipTextEncoder`] ([`ClipTextTower`] + tokenizer) runs the text tower of a
 //! `CLIPModel` / `CLIPTextModelWithProjection` (or of OpenAI / open_clip weights) to
 //! `text_embeds`, `pooler_output` and `last_hidden_state`.
 //!
@@ -32,7 +32,7 @@ pub mod loader;
 pub mod tokenizer;
 
 pub use config::{ClipTextConfig, Pooling};
-pub use encoder::{ClipTextEncoder, TextOutput, DEFAULT_TEXT_BATCH};
+pub use encoder::{ClipTextEncoder, ClipTextTower, TextOutput, DEFAULT_TEXT_BATCH};
 pub use error::{TextError, TextResult};
 pub use loader::{TextLoadOptions, TextNaming};
 pub use tokenizer::{

@@ -3,7 +3,7 @@
 //! The two namings of a text tower, mapped onto one set of roles:
 //!
 //! ```text
-//! role              HF transformers (text_model.)              OpenAI / open_clip (root)
+//! role              HF transformers (text_model., or none)     OpenAI / open_clip (root)
 //! token embedding   embeddings.token_embedding.weight          token_embedding.weight   [V, D]
 //! positions         embeddings.position_embedding.weight       positional_embedding     [P, D]
 //! blocks            encoder.layers.{i}.                        transformer.resblocks.{i}.
@@ -23,7 +23,7 @@
 //! checkpoint's directory. Vision tensors are never read.
 
 use crate::config::{ClipTextConfig, Pooling};
-use crate::encoder::ClipTextEncoder;
+use crate::encoder::{ClipTextEncoder, ClipTextTower};
 use crate::error::{TextError, TextResult};
 use crate::tokenizer::ClipTokenizer;
 use clip_checkpoint::{open_weights, read_json_if_present, resolve, TensorStore, Tensors};
@@ -45,8 +45,11 @@ pub struct TextLoadOptions {
 /// How a checkpoint names its text tower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextNaming {
-    /// transformers: `text_model.*`, `text_projection.weight`.
+    /// transformers: `text_model.*` (`CLIPModel`, `CLIPTextModelWithProjection`) and
+    /// `text_projection.weight`.
     Transformers,
+    /// transformers' `CLIPTextModel` saved alone: the same names without `text_model.`.
+    TransformersUnprefixed,
     /// OpenAI / open_clip: `token_embedding`, `transformer.resblocks.*`, `ln_final`.
     OpenAi,
 }
@@ -56,11 +59,17 @@ impl TextNaming {
     pub fn detect(store: &TensorStore) -> Option<Self> {
         if store.contains("text_model.embeddings.token_embedding.weight") {
             Some(Self::Transformers)
+        } else if store.contains("embeddings.token_embedding.weight") {
+            Some(Self::TransformersUnprefixed)
         } else if store.contains("token_embedding.weight") {
             Some(Self::OpenAi)
         } else {
             None
         }
+    }
+
+    fn is_transformers(self) -> bool {
+        self != Self::OpenAi
     }
 }
 
@@ -70,7 +79,7 @@ impl ClipTextEncoder {
     ///
     /// # Errors
     /// [`TextError::NoTextTower`] for a checkpoint without one; [`TextError::MissingTokenizer`]
-    /// naming the files that are missing; as [`ClipTextEncoder::load_store`].
+    /// naming the files that are missing; as [`ClipTextTower::load_store`].
     pub fn from_pretrained(path: impl AsRef<Path>) -> TextResult<Self> {
         Self::load(path.as_ref(), &TextLoadOptions::default())
     }
@@ -85,13 +94,39 @@ impl ClipTextEncoder {
         Self::load_store(&store, &resolved, options)
     }
 
+    /// The text tower of an opened store and the tokenizer of its directory; `resolved`
+    /// is the file or directory the store came from.
+    ///
+    /// # Errors
+    /// As [`ClipTextTower::load_store`], and the tokenizer's errors.
+    pub fn load_store(
+        store: &TensorStore,
+        resolved: &Path,
+        options: &TextLoadOptions,
+    ) -> TextResult<Self> {
+        let tower = ClipTextTower::load_store(store, resolved, options)?;
+        let tokenizer = ClipTokenizer::from_pretrained(checkpoint_dir(resolved))?;
+        Self::from_parts(tower, tokenizer)
+    }
+}
+
+impl ClipTextTower {
+    /// The text tower of a checkpoint, without its tokenizer (for ids made elsewhere).
+    ///
+    /// # Errors
+    /// As [`ClipTextTower::load_store`].
+    pub fn from_pretrained(path: impl AsRef<Path>, options: &TextLoadOptions) -> TextResult<Self> {
+        let resolved = resolve(path.as_ref())?;
+        let store = open_weights(&resolved)?;
+        Self::load_store(&store, &resolved, options)
+    }
+
     /// The text tower of an opened store; `resolved` is the file or directory it came from
-    /// (its directory holds the configs and the tokenizer).
+    /// (its directory holds the configs).
     ///
     /// # Errors
     /// [`TextError::NoTextTower`]; [`TextError::InvalidConfig`] for a config that does not
-    /// describe the tensors; [`TextError::Checkpoint`] for a missing or misshapen tensor;
-    /// the tokenizer's errors.
+    /// describe the tensors; [`TextError::Checkpoint`] for a missing or misshapen tensor.
     pub fn load_store(
         store: &TensorStore,
         resolved: &Path,
@@ -100,23 +135,26 @@ impl ClipTextEncoder {
         let naming = TextNaming::detect(store).ok_or_else(|| TextError::NoTextTower {
             path: resolved.to_path_buf(),
         })?;
-        let dir = if resolved.is_dir() {
-            resolved.to_path_buf()
-        } else {
-            resolved
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."))
-        };
-        let (mut cfg, pooling) = config_for(store, &dir, naming)?;
+        let (mut cfg, pooling) = config_for(store, &checkpoint_dir(resolved), naming)?;
         if let Some(act) = options.activation {
             cfg.hidden_act = act.hf_name().into();
         }
         if let Some(h) = options.num_attention_heads {
             cfg.num_attention_heads = h;
         }
-        let tokenizer = ClipTokenizer::from_pretrained(&dir)?;
-        build(store, naming, cfg, pooling, tokenizer)
+        build(store, naming, cfg, pooling)
+    }
+}
+
+/// The directory of a checkpoint path (itself, or a file's parent).
+fn checkpoint_dir(resolved: &Path) -> PathBuf {
+    if resolved.is_dir() {
+        resolved.to_path_buf()
+    } else {
+        resolved
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
 }
 
@@ -128,7 +166,7 @@ fn config_for(
 ) -> TextResult<(ClipTextConfig, Pooling)> {
     let root = store.root();
     match naming {
-        TextNaming::Transformers => {
+        TextNaming::Transformers | TextNaming::TransformersUnprefixed => {
             let path = dir.join("config.json");
             let mut cfg = match read_json_if_present(&path)? {
                 Some(json) => hf_config(&json, &path)?,
@@ -210,7 +248,7 @@ fn infer(store: &TensorStore, naming: TextNaming, root: &Path) -> TextResult<Cli
             .shape("text_projection")
             .ok()
             .and_then(|s| s.get(1).copied()),
-        TextNaming::Transformers => store
+        TextNaming::Transformers | TextNaming::TransformersUnprefixed => store
             .shape("text_projection.weight")
             .ok()
             .and_then(|s| s.first().copied()),
@@ -247,8 +285,12 @@ struct Names {
 impl Names {
     fn of(naming: TextNaming) -> Self {
         match naming {
-            TextNaming::Transformers => Self {
-                prefix: "text_model",
+            TextNaming::Transformers | TextNaming::TransformersUnprefixed => Self {
+                prefix: if naming == TextNaming::Transformers {
+                    "text_model"
+                } else {
+                    ""
+                },
                 token: "embeddings.token_embedding.weight",
                 positions: "embeddings.position_embedding.weight",
                 blocks: "encoder.layers",
@@ -295,8 +337,7 @@ fn build(
     naming: TextNaming,
     cfg: ClipTextConfig,
     pooling: Pooling,
-    tokenizer: ClipTokenizer,
-) -> TextResult<ClipTextEncoder> {
+) -> TextResult<ClipTextTower> {
     let root = store.root().to_path_buf();
     cfg.validate(&root)?;
     let names = Names::of(naming);
@@ -360,7 +401,7 @@ fn build(
     let e = cfg.projection_dim;
     let projection =
         match naming {
-            TextNaming::Transformers if store.contains("text_projection.weight") => Some(
+            _ if naming.is_transformers() && store.contains("text_projection.weight") => Some(
                 Linear::new(store.tensor("text_projection.weight", &[e, d])?, None, d, e)?,
             ),
             // [D, E], applied as x · P: already Wᵀ of an [E, D] projection.
@@ -369,13 +410,13 @@ fn build(
             ),
             _ => None,
         };
-    ClipTextEncoder::from_parts(
+    ClipTextTower::from_parts(
         cfg,
-        tokenizer,
         token_embedding,
         position_embedding,
         encoder,
         projection,
         pooling,
+        &root,
     )
 }
