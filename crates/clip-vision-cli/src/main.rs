@@ -5,6 +5,10 @@
 //!                   [--output FILE.npy|FILE.jsonl] [--kind image-embeds|pooled]
 //!                   [--no-normalize] [--resume] [--files-from FILE|-] PATH...
 //! clip-vision similar --index FILE --query IMAGE [-k 10]
+//! clip-vision classify --model M --labels "a,b,c" [--labels-file F] [--template T]...
+//!                      [--top-k K] PATH...
+//! clip-vision search --index FILE "words" [-k 10]
+//! clip-vision embed-text --model M [--output FILE.npy|FILE.jsonl] [--texts-file F] TEXT...
 //! clip-vision info --model DIR_OR_HUB_ID
 //! ```
 //!
@@ -17,6 +21,7 @@
 mod embed;
 mod npy;
 mod output;
+mod text;
 mod walk;
 
 use anyhow::{Context, Result};
@@ -46,6 +51,12 @@ enum Command {
     Embed(EmbedArgs),
     /// Rank the images of an index by cosine similarity to a query image.
     Similar(SimilarArgs),
+    /// Zero-shot labels: each image's probabilities over the labels (one JSON line each).
+    Classify(text::ClassifyArgs),
+    /// Rank the images of an index by cosine similarity to a text.
+    Search(text::SearchArgs),
+    /// Embed texts with the model's text tower (`text_embeds`, L2-normalised).
+    EmbedText(text::EmbedTextArgs),
     /// Print a model's architecture, parameter count, stored dtype and preprocessing.
     Info(ModelArgs),
 }
@@ -69,17 +80,17 @@ impl From<Kind> for EmbedKind {
 }
 
 #[derive(clap::Args)]
-struct ModelArgs {
+pub(crate) struct ModelArgs {
     /// A checkpoint directory or .safetensors file, or a hub id found in the local HF cache.
     #[arg(long)]
-    model: String,
+    pub(crate) model: String,
     /// The MLP activation, for weights that do not say (OpenAI-named weights without config).
     #[arg(long, value_parser = ["quick_gelu", "gelu", "gelu_new"])]
-    activation: Option<String>,
+    pub(crate) activation: Option<String>,
     /// Attention heads, for OpenAI-named weights without a config (default: width / 64, as
     /// every OpenAI tower has; a tower with other heads needs this, or gives wrong vectors).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    num_attention_heads: Option<u32>,
+    pub(crate) num_attention_heads: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -131,6 +142,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Embed(args) => embed::run(args),
         Command::Similar(args) => similar(&args),
+        Command::Classify(args) => text::classify(args),
+        Command::Search(args) => text::search(&args),
+        Command::EmbedText(args) => text::embed_text(args),
         Command::Info(args) => info(&args),
     };
     match result {
@@ -143,7 +157,7 @@ fn main() -> ExitCode {
 }
 
 /// The load options the command line gives.
-fn load_options(args: &ModelArgs) -> LoadOptions {
+pub(crate) fn load_options(args: &ModelArgs) -> LoadOptions {
     LoadOptions {
         activation: args
             .activation
@@ -251,7 +265,7 @@ fn similar(args: &SimilarArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a
         .iter()
         .zip(b)

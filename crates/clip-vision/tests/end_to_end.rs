@@ -1,5 +1,5 @@
 //! Files in, embeddings out: clip-vision's preprocessing and encoder together against
-//! transformers' `CLIPImageProcessor` (PIL) + `CLIPVisionModelWithProjection` on the
+//! transformers' `CLIPImageProcessor` (PIL) + the vision tower of the demo `CLIPModel` on the
 //! committed sample photos (the bundled demo model).
 #![cfg(feature = "image")]
 
