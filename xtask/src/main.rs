@@ -92,7 +92,7 @@ pub const CI_STEPS: &[&str] = &[
     // `--workspace` unifies the CLI's `gemm` feature into every crate: lint and test the
     // library crates once more on their default backend, matrixmultiply.
     "clippy -p vit-tensor --all-targets -- -D warnings",
-    "test -p vit-tensor -p vit-layers -p vit-encoder -p clip-vision",
+    "test -p vit-tensor -p vit-layers -p vit-encoder -p clip-text -p clip-vision",
     // Ignored tests that a CI machine can run: the CLI's full-disk check (mounts a tiny tmpfs).
     "test -p clip-vision-cli --test cli -- --ignored full_disk",
     // Docs build without a broken link (the workspace's rustdoc lints deny them).
