@@ -325,6 +325,7 @@ fn info(args: &ModelArgs) -> Result<u8> {
         None => println!("projection      none (embed writes the pooled output)"),
     }
     println!("parameters      {}", model.num_params());
+    text::describe_text_tower(args);
     println!("fingerprint     {}", inspection.fingerprint);
     println!("preprocessing   {}", describe(processor));
     Ok(0)

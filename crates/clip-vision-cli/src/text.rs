@@ -6,7 +6,9 @@ use crate::output::{self, Meta};
 use crate::{build_embedder, load_options, npy, walk, ModelArgs, EXIT_SKIPPED};
 use anyhow::{bail, Context, Result};
 use clip_vision::model::{label_embeddings, logit_scale_of, logits, normalized, softmax};
-use clip_vision::text::{ClipTextEncoder, TextError, TextLoadOptions};
+use clip_vision::text::{
+    ClipTextEncoder, ClipTextTower, ClipTokenizer, TextError, TextLoadOptions,
+};
 use clip_vision::EmbedKind;
 use std::collections::HashSet;
 use std::io::Write;
@@ -363,4 +365,53 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `info`'s lines about the text tower and its tokenizer, if the checkpoint has one.
+pub(crate) fn describe_text_tower(args: &ModelArgs) {
+    let options = TextLoadOptions {
+        activation: load_options(args).activation,
+        num_attention_heads: None,
+    };
+    let path = Path::new(&args.model);
+    match ClipTextTower::from_pretrained(path, &options) {
+        Err(TextError::NoTextTower { .. }) => println!("text tower      none"),
+        Err(e) => println!("text tower      cannot be loaded: {e}"),
+        Ok(t) => {
+            let c = &t.config;
+            println!(
+                "text tower      width {}, {} layers, {} heads, MLP {} ({}), vocabulary {}, context {}, pooling {:?}",
+                c.hidden_size,
+                c.num_hidden_layers,
+                c.num_attention_heads,
+                c.intermediate_size,
+                c.hidden_act,
+                c.vocab_size,
+                c.max_position_embeddings,
+                t.pooling
+            );
+            match t.projection_dim() {
+                Some(e) => println!("text projection {} → {e}", c.hidden_size),
+                None => println!("text projection none"),
+            }
+            let dir = clip_vision::checkpoint::resolve(path).map(|p| {
+                if p.is_dir() {
+                    p
+                } else {
+                    p.parent().map(Path::to_path_buf).unwrap_or(p)
+                }
+            });
+            match dir
+                .map_err(TextError::from)
+                .and_then(ClipTokenizer::from_pretrained)
+            {
+                Ok(tok) => println!(
+                    "tokenizer       {} ({} tokens)",
+                    tok.source().display(),
+                    tok.vocab_size()
+                ),
+                Err(e) => println!("tokenizer       none: {e}"),
+            }
+        }
+    }
 }
