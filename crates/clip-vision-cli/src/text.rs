@@ -94,8 +94,9 @@ fn text_encoder(args: &ModelArgs) -> Result<ClipTextEncoder> {
     })
 }
 
-/// Lines of a text file, blank ones skipped; invalid UTF-8 is an error naming the line.
-fn read_lines(file: &Path) -> Result<Vec<String>> {
+/// Lines of a text file with their numbers (from 1), blank ones skipped; invalid UTF-8 is an
+/// error naming the line.
+fn read_lines(file: &Path) -> Result<Vec<(usize, String)>> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut lines = Vec::new();
     for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -108,7 +109,7 @@ fn read_lines(file: &Path) -> Result<Vec<String>> {
         })?;
         let line = line.strip_suffix('\r').unwrap_or(line);
         if !line.trim().is_empty() {
-            lines.push(line.to_owned());
+            lines.push((n + 1, line.to_owned()));
         }
     }
     Ok(lines)
@@ -121,7 +122,11 @@ fn labels(args: &ClassifyArgs) -> Result<Vec<String>> {
         labels.extend(list.split(',').map(|l| l.trim().to_owned()));
     }
     if let Some(file) = &args.labels_file {
-        labels.extend(read_lines(file)?.into_iter().map(|l| l.trim().to_owned()));
+        labels.extend(
+            read_lines(file)?
+                .into_iter()
+                .map(|(_, l)| l.trim().to_owned()),
+        );
     }
     if let Some(pos) = labels.iter().position(String::is_empty) {
         bail!("label {} is empty (check the commas of --labels)", pos + 1);
@@ -278,9 +283,16 @@ pub(crate) fn search(args: &SearchArgs) -> Result<u8> {
 }
 
 pub(crate) fn embed_text(args: EmbedTextArgs) -> Result<u8> {
+    // Each text with where it came from, for messages.
     let mut texts = args.texts.clone();
+    let mut origins: Vec<String> = (1..=texts.len())
+        .map(|i| format!("text argument {i}"))
+        .collect();
     if let Some(file) = &args.texts_file {
-        texts.extend(read_lines(file)?);
+        for (line, t) in read_lines(file)? {
+            texts.push(t);
+            origins.push(format!("{}: line {line}", file.display()));
+        }
     }
     let text = text_encoder(&args.model)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -290,9 +302,12 @@ pub(crate) fn embed_text(args: EmbedTextArgs) -> Result<u8> {
             bytes,
             limit,
         } => anyhow::anyhow!(
-            "text {} is {bytes} bytes long; at most {limit} are accepted",
-            index + 1
+            "{} is {bytes} bytes long; at most {limit} are accepted",
+            origins[index]
         ),
+        TextError::Encode { index, reason } => {
+            anyhow::anyhow!("{}: the tokenizer failed: {reason}", origins[index])
+        }
         e => anyhow::Error::new(e),
     })?;
     if !args.no_normalize {

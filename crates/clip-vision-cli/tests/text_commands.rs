@@ -299,7 +299,8 @@ fn bad_label_input_is_named() {
         .arg(&big));
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("text 1 is 11000000 bytes long"),
+        text(&out.stderr)
+            .contains("big.txt: line 1 is 11000000 bytes long; at most 1048576 are accepted"),
         "{}",
         text(&out.stderr)
     );
