@@ -54,6 +54,8 @@ pub struct ClipTextTower {
     pub pooling: Pooling,
     /// Padding id used when batching (never attended; any id below `vocab_size`).
     pub pad_id: u32,
+    /// The checkpoint it was loaded from, for messages.
+    pub source: std::path::PathBuf,
 }
 
 /// CLIP's text tower and its tokenizer.
@@ -121,6 +123,7 @@ impl ClipTextTower {
             projection,
             pooling,
             pad_id,
+            source: source.to_path_buf(),
         })
     }
 
@@ -206,10 +209,10 @@ impl ClipTextEncoder {
     /// [`TextError::VocabularyTooLarge`] when the tokenizer can produce ids past the
     /// embedding table.
     pub fn from_parts(tower: ClipTextTower, tokenizer: ClipTokenizer) -> TextResult<Self> {
-        if tokenizer.vocab_size() > tower.config.vocab_size {
+        if tokenizer.max_id() as usize >= tower.config.vocab_size {
             return Err(TextError::VocabularyTooLarge {
                 path: tokenizer.source().to_path_buf(),
-                tokenizer_vocab: tokenizer.vocab_size(),
+                max_id: tokenizer.max_id(),
                 vocab_size: tower.config.vocab_size,
             });
         }
@@ -248,7 +251,7 @@ impl ClipTextEncoder {
     pub fn text_embeds(&self, texts: &[&str]) -> TextResult<Vec<Vec<f32>>> {
         if self.tower.projection.is_none() {
             return Err(TextError::NoProjection {
-                path: self.tokenizer.source().to_path_buf(),
+                path: self.tower.source.clone(),
             });
         }
         self.per_text(texts, |out, b| {

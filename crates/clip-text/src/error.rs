@@ -47,14 +47,14 @@ pub enum TextError {
     },
     /// A tokenizer that can produce ids the embedding table has no row for.
     #[error(
-        "{path}: the tokenizer has {tokenizer_vocab} tokens but the text tower's embedding \
+        "{path}: the tokenizer's ids go up to {max_id} but the text tower's embedding \
          table has {vocab_size} rows"
     )]
     VocabularyTooLarge {
         /// The tokenizer file.
         path: PathBuf,
-        /// Tokens of the tokenizer, added tokens included.
-        tokenizer_vocab: usize,
+        /// The largest id the tokenizer can produce, added tokens included.
+        max_id: u32,
         /// Rows of the token embedding.
         vocab_size: usize,
     },

@@ -121,8 +121,9 @@ impl ClipTextTower {
         Self::load_store(&store, &resolved, options)
     }
 
-    /// The text tower of an opened store; `resolved` is the file or directory it came from
-    /// (its directory holds the configs).
+    /// The text tower of an opened store; `resolved` is the file or directory it came from.
+    /// Config files are read from a directory only (a lone `.safetensors` file is read with
+    /// OpenAI's rules; an HF-named one needs its directory), as the vision loader does.
     ///
     /// # Errors
     /// [`TextError::NoTextTower`]; [`TextError::InvalidConfig`] for a config that does not
@@ -135,7 +136,8 @@ impl ClipTextTower {
         let naming = TextNaming::detect(store).ok_or_else(|| TextError::NoTextTower {
             path: resolved.to_path_buf(),
         })?;
-        let (mut cfg, pooling) = config_for(store, &checkpoint_dir(resolved), naming)?;
+        let dir = resolved.is_dir().then_some(resolved);
+        let (mut cfg, pooling) = config_for(store, dir, naming)?;
         if let Some(act) = options.activation {
             cfg.hidden_act = act.hf_name().into();
         }
@@ -161,12 +163,19 @@ fn checkpoint_dir(resolved: &Path) -> PathBuf {
 /// The config of the tower and its pooling rule.
 fn config_for(
     store: &TensorStore,
-    dir: &Path,
+    dir: Option<&Path>,
     naming: TextNaming,
 ) -> TextResult<(ClipTextConfig, Pooling)> {
     let root = store.root();
     match naming {
         TextNaming::Transformers | TextNaming::TransformersUnprefixed => {
+            // As the vision loader: HF-named weights are read with their directory's config.
+            let Some(dir) = dir else {
+                return Err(TextError::config(
+                    root,
+                    "HF-named weights need the config.json of their directory: pass the directory",
+                ));
+            };
             let path = dir.join("config.json");
             let mut cfg = match read_json_if_present(&path)? {
                 Some(json) => hf_config(&json, &path)?,
@@ -179,28 +188,92 @@ fn config_for(
             Ok((cfg, pooling))
         }
         TextNaming::OpenAi => {
-            let path = dir.join("open_clip_config.json");
             let mut cfg = infer(store, naming, root)?;
-            if let Some(json) = read_json_if_present(&path)? {
+            let path = dir.map(|d| d.join("open_clip_config.json"));
+            if let Some(json) = path
+                .as_deref()
+                .map(read_json_if_present)
+                .transpose()?
+                .flatten()
+            {
+                let path = path.as_deref().unwrap_or(root);
                 let model = json.get("model_cfg").unwrap_or(&json);
+                let text_cfg = model.get("text_cfg").cloned().unwrap_or(Value::Null);
+                refuse_open_clip_features(model, &text_cfg, path)?;
                 let quick = model
                     .get("quick_gelu")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
                 cfg.hidden_act = if quick { "quick_gelu" } else { "gelu" }.into();
-                if let Some(h) = model
-                    .get("text_cfg")
-                    .and_then(|t| t.get("heads"))
-                    .and_then(Value::as_u64)
-                {
-                    cfg.num_attention_heads = usize::try_from(h)
-                        .map_err(|_| TextError::config(&path, "text_cfg.heads is out of range"))?;
-                }
+                // open_clip's CLIPTextCfg default is 8 heads, whatever the width.
+                cfg.num_attention_heads = match text_cfg.get("heads") {
+                    None => 8,
+                    Some(h) => h
+                        .as_u64()
+                        .and_then(|h| usize::try_from(h).ok())
+                        .ok_or_else(|| {
+                            TextError::config(path, format!("text_cfg.heads = {h} is not a count"))
+                        })?,
+                };
             }
             // OpenAI and open_clip pool at the argmax of the ids.
             Ok((cfg, Pooling::Argmax))
         }
     }
+}
+
+/// open_clip text-tower settings that change the computation in ways this tower does not
+/// implement: refused, naming the key, rather than computed wrong.
+fn refuse_open_clip_features(model: &Value, text_cfg: &Value, path: &Path) -> TextResult<()> {
+    let refuse = |key: &str, value: &Value| {
+        Err(TextError::config(
+            path,
+            format!("{key} = {value}: open_clip text towers with it are not supported"),
+        ))
+    };
+    if let Some(v) = model
+        .get("custom_text")
+        .filter(|v| v.as_bool() == Some(true))
+    {
+        return refuse("custom_text", v);
+    }
+    let set = |key: &str| text_cfg.get(key).filter(|v| !v.is_null());
+    if let Some(v) = set("hf_model_name") {
+        return refuse("text_cfg.hf_model_name", v);
+    }
+    if let Some(v) = set("ls_init_value") {
+        return refuse("text_cfg.ls_init_value", v);
+    }
+    for key in [
+        "embed_cls",
+        "no_causal_mask",
+        "proj_bias",
+        "final_ln_after_pool",
+        "qk_norm",
+        "scaled_cosine_attn",
+        "scale_heads",
+        "scale_attn_inner",
+        "scale_attn",
+        "scale_fc",
+    ] {
+        if let Some(v) = set(key).filter(|v| v.as_bool() != Some(false)) {
+            return refuse(&format!("text_cfg.{key}"), v);
+        }
+    }
+    for (key, default) in [("pool_type", "argmax"), ("proj_type", "linear")] {
+        if let Some(v) = set(key).filter(|v| v.as_str() != Some(default)) {
+            return refuse(&format!("text_cfg.{key}"), v);
+        }
+    }
+    if let Some(v) = set("block_type").filter(|v| v.as_str() != Some("default")) {
+        return refuse("text_cfg.block_type", v);
+    }
+    for key in ["norm_kwargs", "act_kwargs"] {
+        if let Some(v) = set(key).filter(|v| v.as_object().is_none_or(|o| !o.is_empty())) {
+            return refuse(&format!("text_cfg.{key}"), v);
+        }
+    }
+    Ok(())
 }
 
 /// A `config.json`: a `CLIPConfig` (text_config nested, projection_dim at the top) or a
@@ -372,8 +445,7 @@ fn build(
                 3 * d,
             )?
         } else {
-            let mut weight = Vec::with_capacity(3 * d * d);
-            let mut bias = Vec::with_capacity(3 * d);
+            let (mut weight, mut bias) = (Vec::new(), Vec::new());
             for p in ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"] {
                 weight.extend(b.tensor(&format!("{p}.weight"), &[d, d])?);
                 bias.extend(b.tensor(&format!("{p}.bias"), &[d])?);

@@ -43,6 +43,9 @@ pub const MAX_TEXT_BYTES: usize = 1 << 20;
 pub const START_OF_TEXT: &str = "<|startoftext|>";
 /// The end token of transformers' vocabulary (also its padding token).
 pub const END_OF_TEXT: &str = "<|endoftext|>";
+/// Merges OpenAI's vocabulary takes from `bpe_simple_vocab_16e6.txt.gz` (49 408 ids =
+/// 2 × 256 bytes + merges + 2 special tokens).
+const OPENAI_MERGES: usize = 49152 - 256 - 2;
 /// The largest tokenizer file read (a real CLIP `tokenizer.json` is 3.6 MB).
 const MAX_FILE_BYTES: u64 = 64 << 20;
 
@@ -134,6 +137,8 @@ pub struct ClipTokenizer {
     bos: u32,
     eos: u32,
     pad: u32,
+    /// The largest id the vocabulary can produce.
+    max_id: u32,
     context_length: usize,
     cleaning: TextCleaning,
 }
@@ -245,11 +250,20 @@ impl ClipTokenizer {
             .map_err(|e| TextError::tokenizer(path, format!("not a gzip of UTF-8 text: {e}")))?;
         // OpenAI: merges = lines[1 : 49152 - 256 - 2 + 1].
         let mut merges = Vec::new();
-        for (n, line) in text.split('\n').enumerate().skip(1).take(49152 - 256 - 2) {
+        for (n, line) in text.split('\n').enumerate().skip(1).take(OPENAI_MERGES) {
             let (a, b) = line.split_once(' ').ok_or_else(|| {
                 TextError::tokenizer(path, format!("line {}: not a merge \"a b\"", n + 1))
             })?;
             merges.push((a.to_string(), b.to_string()));
+        }
+        if merges.len() != OPENAI_MERGES {
+            return Err(TextError::tokenizer(
+                path,
+                format!(
+                    "holds {} merges; CLIP's vocabulary is built from {OPENAI_MERGES}",
+                    merges.len()
+                ),
+            ));
         }
         let bytes = bytes_to_unicode();
         let mut tokens: Vec<String> = bytes.iter().map(|c| c.to_string()).collect();
@@ -261,8 +275,16 @@ impl ClipTokenizer {
         Self::from_tokenizer(inner, path)
     }
 
-    /// Wraps a loaded `tokenizers` pipeline, finding CLIP's special tokens in it.
-    fn from_tokenizer(inner: Tokenizer, source: &Path) -> TextResult<Self> {
+    /// Wraps a loaded `tokenizers` pipeline, finding CLIP's special tokens in it. The file's
+    /// own padding and truncation settings are dropped (transformers overrides both on every
+    /// call; `encode` truncates, `encode_batch` pads), and a probe text is encoded so that a
+    /// pipeline which panics (say, a normaliser pattern matching the empty string) is refused
+    /// here, naming the file.
+    fn from_tokenizer(mut inner: Tokenizer, source: &Path) -> TextResult<Self> {
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| TextError::tokenizer(source, e))?;
         let id = |token: &'static str| {
             inner
                 .token_to_id(token)
@@ -276,16 +298,25 @@ impl ClipTokenizer {
         let pre = clip_pre_tokenizer(OPEN_CLIP_PATTERN, false)
             .map_err(|e| TextError::tokenizer(source, e))?;
         open_clip.with_pre_tokenizer(Some(pre));
-        Ok(Self {
+        let max_id = inner.get_vocab(true).values().copied().max().unwrap_or(0);
+        let tok = Self {
             inner,
             open_clip,
             source: source.to_path_buf(),
             bos,
             eos,
             pad: eos,
+            max_id,
             context_length: CONTEXT_LENGTH,
             cleaning: TextCleaning::Transformers,
-        })
+        };
+        for cleaning in [TextCleaning::Transformers, TextCleaning::OpenClip] {
+            tok.clone()
+                .with_cleaning(cleaning)
+                .encode("a photo of a Cat, naïve — 猫 😀 &amp; <|endoftext|>")
+                .map_err(|e| TextError::tokenizer(source, e))?;
+        }
+        Ok(tok)
     }
 
     /// This tokenizer with another context length (the text tower's positions).
@@ -320,6 +351,11 @@ impl ClipTokenizer {
     /// Tokens in the vocabulary, added tokens included (the highest id + 1 for CLIP's).
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+
+    /// The largest id this tokenizer can produce: an embedding table needs more rows.
+    pub fn max_id(&self) -> u32 {
+        self.max_id
     }
 
     /// Ids of `<|startoftext|>` and `<|endoftext|>`.
@@ -379,17 +415,23 @@ impl ClipTokenizer {
                 limit: MAX_TEXT_BYTES,
             });
         }
-        let fail = |e: tokenizers::Error| TextError::Encode {
-            index,
-            reason: e.to_string(),
+        // A panic inside the `tokenizers` pipeline costs this text, not the process.
+        let run = |tok: &Tokenizer, text: &str| -> TextResult<Vec<u32>> {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tok.encode(text, false)))
+            {
+                Ok(Ok(encoding)) => Ok(encoding.get_ids().to_vec()),
+                Ok(Err(e)) => Err(TextError::Encode {
+                    index,
+                    reason: e.to_string(),
+                }),
+                Err(_) => Err(TextError::Encode {
+                    index,
+                    reason: "the tokenizers pipeline panicked".into(),
+                }),
+            }
         };
         let body = match self.cleaning {
-            TextCleaning::Transformers => self
-                .inner
-                .encode(text, false)
-                .map_err(fail)?
-                .get_ids()
-                .to_vec(),
+            TextCleaning::Transformers => run(&self.inner, text)?,
             TextCleaning::OpenClip => {
                 let cleaned = crate::clean::open_clip_clean(text);
                 let mut ids = Vec::new();
@@ -397,9 +439,7 @@ impl ClipTokenizer {
                     match special {
                         Some(0) => ids.push(self.bos),
                         Some(_) => ids.push(self.eos),
-                        None => ids.extend_from_slice(
-                            self.open_clip.encode(piece, false).map_err(fail)?.get_ids(),
-                        ),
+                        None => ids.extend(run(&self.open_clip, piece)?),
                     }
                 }
                 ids
@@ -414,32 +454,34 @@ impl ClipTokenizer {
     }
 }
 
-/// `text` cut at open_clip's special tokens: `(piece, None)` for text, `(token, Some(k))`
-/// for [`OPEN_CLIP_SPECIALS`]`[k]`.
+/// `text` cut at open_clip's special tokens where its split pattern matches them (a special
+/// token that starts inside a punctuation run is not one, as in open_clip):
+/// `(piece, None)` for text, `(token, Some(k))` for [`OPEN_CLIP_SPECIALS`]`[k]`.
 fn split_specials(text: &str) -> Vec<(&str, Option<usize>)> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let next = OPEN_CLIP_SPECIALS
-            .iter()
-            .enumerate()
-            .filter_map(|(k, s)| rest.find(s).map(|at| (at, k, s.len())))
-            .min();
-        match next {
-            Some((at, k, len)) => {
-                if at > 0 {
-                    out.push((&rest[..at], None));
-                }
-                out.push((&rest[at..at + len], Some(k)));
-                rest = &rest[at + len..];
+    let mut out: Vec<(&str, Option<usize>)> = Vec::new();
+    let mut start = 0; // the text piece not yet pushed begins here
+    for m in open_clip_split().find_iter(text) {
+        if let Some(k) = OPEN_CLIP_SPECIALS.iter().position(|s| *s == m.as_str()) {
+            if m.start() > start {
+                out.push((&text[start..m.start()], None));
             }
-            None => {
-                out.push((rest, None));
-                break;
-            }
+            out.push((m.as_str(), Some(k)));
+            start = m.end();
         }
     }
+    if start < text.len() {
+        out.push((&text[start..], None));
+    }
     out
+}
+
+/// open_clip's split pattern, compiled once.
+fn open_clip_split() -> &'static regex::Regex {
+    static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| {
+        // A constant pattern that the tests compile.
+        regex::Regex::new(OPEN_CLIP_PATTERN).unwrap_or_else(|e| unreachable!("{e}"))
+    })
 }
 
 /// CLIP's split + byte-level pre-tokenizer.
@@ -552,17 +594,20 @@ mod tests {
     }
 
     #[test]
-    fn specials_are_cut_out() {
+    fn specials_are_cut_out_where_open_clips_pattern_finds_them() {
         assert_eq!(
-            split_specials("a<end_of_text>b<start_of_text>"),
+            split_specials("a <end_of_text>b <start_of_text>"),
             [
-                ("a", None),
+                ("a ", None),
                 ("<end_of_text>", Some(1)),
-                ("b", None),
+                ("b ", None),
                 ("<start_of_text>", Some(0))
             ]
         );
+        // Inside a punctuation run open_clip's pattern matches "!<" first: no special token.
+        assert_eq!(split_specials("!<end_of_text>"), [("!<end_of_text>", None)]);
         assert_eq!(split_specials(""), []);
+        open_clip_split();
     }
 
     #[test]

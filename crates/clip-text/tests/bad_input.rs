@@ -135,3 +135,114 @@ fn texts_are_bounded_and_long_texts_truncate_keeping_the_end_token() {
         "{err}"
     );
 }
+
+#[test]
+fn a_tokenizer_json_padding_and_truncation_do_not_leak_into_the_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&demo_json()).unwrap();
+    v["padding"] = serde_json::json!({"strategy": {"Fixed": 77}, "direction": "Right",
+        "pad_to_multiple_of": null, "pad_id": 49407, "pad_type_id": 0, "pad_token": "<|endoftext|>"});
+    v["truncation"] = serde_json::json!({"direction": "Right", "max_length": 4,
+        "strategy": "LongestFirst", "stride": 0});
+    let path = write(&dir, "tokenizer.json", &serde_json::to_vec(&v).unwrap());
+    let tok = ClipTokenizer::from_tokenizer_json(&path).unwrap();
+    // transformers' CLIPTokenizer(text, truncation=True, max_length=77) on the demo files.
+    assert_eq!(
+        tok.encode("a dog on the beach at night").unwrap(),
+        [49406, 320, 1929, 525, 518, 2117, 536, 930, 49407]
+    );
+}
+
+#[test]
+fn a_tokenizer_json_that_panics_the_pipeline_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&demo_json()).unwrap();
+    v["normalizer"] =
+        serde_json::json!({"type": "Replace", "pattern": {"Regex": ""}, "content": "x"});
+    let path = write(&dir, "tokenizer.json", &serde_json::to_vec(&v).unwrap());
+    let err = ClipTokenizer::from_tokenizer_json(&path).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}: not a usable tokenizer file", path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_short_bpe_gz_is_refused() {
+    use std::io::Write;
+    let full =
+        std::fs::read(fixtures_dir().join("tokenizer/bpe_simple_vocab_16e6.txt.gz")).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&full[..]), &mut text).unwrap();
+    let short: String = text.split('\n').take(1000).collect::<Vec<_>>().join("\n");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(short.as_bytes()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "bpe_simple_vocab_16e6.txt.gz", &gz.finish().unwrap());
+    let err = ClipTokenizer::from_bpe_gz(&path).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: not a usable tokenizer file: holds 999 merges; CLIP's vocabulary is built from 48894",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn the_largest_id_not_the_count_is_checked_against_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vocab: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(model_dir("demo").join("vocab.json")).unwrap())
+            .unwrap();
+    vocab.insert("<|startoftext|>".into(), 60001.into());
+    vocab.insert("<|endoftext|>".into(), 60000.into());
+    let v = write(&dir, "vocab.json", &serde_json::to_vec(&vocab).unwrap());
+    std::fs::copy(
+        model_dir("demo").join("merges.txt"),
+        dir.path().join("merges.txt"),
+    )
+    .unwrap();
+    let tok = ClipTokenizer::from_vocab_merges(&v, dir.path().join("merges.txt")).unwrap();
+    assert_eq!(tok.max_id(), 60001);
+    let tower =
+        clip_text::ClipTextTower::from_pretrained(model_dir("demo"), &Default::default()).unwrap();
+    let err = clip_text::ClipTextEncoder::from_parts(tower, tok).unwrap_err();
+    assert!(
+        err.to_string().ends_with(
+            "vocab.json: the tokenizer's ids go up to 60001 but the text tower's embedding table has 49408 rows"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn open_clip_text_settings_this_tower_lacks_are_refused() {
+    for (key, value) in [
+        ("no_causal_mask", serde_json::json!(true)),
+        ("pool_type", serde_json::json!("last")),
+        ("ls_init_value", serde_json::json!(0.5)),
+        ("norm_kwargs", serde_json::json!({"eps": 0.1})),
+        ("hf_model_name", serde_json::json!("roberta-base")),
+        ("heads", serde_json::json!("two")),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["open_clip_model.safetensors", "open_clip_config.json"] {
+            std::fs::copy(model_dir("open-clip").join(f), dir.path().join(f)).unwrap();
+        }
+        let cfg_path = dir.path().join("open_clip_config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+        cfg["model_cfg"]["text_cfg"][key] = value.clone();
+        std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+        let err =
+            clip_text::ClipTextTower::from_pretrained(dir.path(), &Default::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&cfg_path.display().to_string()),
+            "{key}: {msg}"
+        );
+        assert!(msg.contains(key), "{key}: {msg}");
+    }
+}

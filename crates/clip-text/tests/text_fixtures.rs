@@ -163,7 +163,7 @@ fn a_tokenizer_larger_than_the_embedding_table_is_refused() {
     let err = ClipTextEncoder::from_parts(tower("text-gelu"), tokenizer).unwrap_err();
     assert!(
         err.to_string().ends_with(
-            "tokenizer.json: the tokenizer has 49408 tokens but the text tower's embedding table has 500 rows"
+            "tokenizer.json: the tokenizer's ids go up to 49407 but the text tower's embedding table has 500 rows"
         ),
         "{err}"
     );

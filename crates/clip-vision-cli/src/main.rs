@@ -133,8 +133,8 @@ struct SimilarArgs {
     #[arg(long)]
     query: PathBuf,
     /// How many results.
-    #[arg(short, default_value_t = 10)]
-    k: usize,
+    #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    k: u64,
 }
 
 fn main() -> ExitCode {
@@ -259,7 +259,8 @@ fn similar(args: &SimilarArgs) -> Result<u8> {
         .map(|(p, r)| (cosine(&query, r), p.as_str()))
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    for (rank, (score, path)) in scored.iter().take(args.k).enumerate() {
+    let k = usize::try_from(args.k).unwrap_or(usize::MAX);
+    for (rank, (score, path)) in scored.iter().take(k).enumerate() {
         println!("{}\t{score:.6}\t{path}", rank + 1);
     }
     Ok(0)

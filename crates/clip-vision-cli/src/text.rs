@@ -30,8 +30,8 @@ pub(crate) struct ClassifyArgs {
     #[arg(long)]
     template: Vec<String>,
     /// Print only the K most probable labels, most probable first.
-    #[arg(long)]
-    top_k: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    top_k: Option<u64>,
     /// Images per encoder batch.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     batch_size: u32,
@@ -52,8 +52,8 @@ pub(crate) struct SearchArgs {
     /// The words to search for.
     query: String,
     /// How many results.
-    #[arg(short, default_value_t = 10)]
-    k: usize,
+    #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    k: u64,
 }
 
 #[derive(clap::Args)]
@@ -181,7 +181,7 @@ pub(crate) fn classify(args: ClassifyArgs) -> Result<u8> {
         for (path, result) in batch {
             match result {
                 Ok(image) => {
-                    let mut probs = logits(scale, &[image], &classes).remove(0);
+                    let mut probs = logits(scale, &[image], &classes)?.remove(0);
                     softmax(&mut probs);
                     writeln!(out, "{}", score_line(path, &labels, &probs, args.top_k)?)?;
                 }
@@ -199,16 +199,11 @@ pub(crate) fn classify(args: ClassifyArgs) -> Result<u8> {
 
 /// `{"path": …, "scores": {"<label>": p, …}}`: labels in the order given, or the `top_k`
 /// most probable first.
-fn score_line(
-    path: &Path,
-    labels: &[String],
-    probs: &[f32],
-    top_k: Option<usize>,
-) -> Result<String> {
+fn score_line(path: &Path, labels: &[String], probs: &[f32], top_k: Option<u64>) -> Result<String> {
     let mut order: Vec<usize> = (0..labels.len()).collect();
     if let Some(k) = top_k {
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-        order.truncate(k);
+        order.truncate(usize::try_from(k).unwrap_or(usize::MAX));
     }
     let scores: Vec<String> = order
         .iter()
@@ -276,7 +271,8 @@ pub(crate) fn search(args: &SearchArgs) -> Result<u8> {
         .map(|(p, r)| (crate::cosine(&query, r), p.as_str()))
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    for (rank, (score, path)) in scored.iter().take(args.k).enumerate() {
+    let k = usize::try_from(args.k).unwrap_or(usize::MAX);
+    for (rank, (score, path)) in scored.iter().take(k).enumerate() {
         println!("{}\t{score:.6}\t{path}", rank + 1);
     }
     Ok(0)
@@ -293,6 +289,9 @@ pub(crate) fn embed_text(args: EmbedTextArgs) -> Result<u8> {
             texts.push(t);
             origins.push(format!("{}: line {line}", file.display()));
         }
+    }
+    if texts.is_empty() {
+        bail!("no texts to embed (the texts file holds only blank lines)");
     }
     let text = text_encoder(&args.model)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

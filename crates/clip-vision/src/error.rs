@@ -89,6 +89,15 @@ pub enum VisionError {
     #[cfg(feature = "image")]
     #[error(transparent)]
     Preprocess(#[from] clip_preprocess::PreprocessError),
+    /// Embeddings compared that are not all of one width (an image and a text tower that do
+    /// not belong together).
+    #[error("embeddings of different widths: {got} values where {expected} were expected")]
+    EmbeddingWidth {
+        /// The width of the first embedding.
+        expected: usize,
+        /// The width found.
+        got: usize,
+    },
     /// The text tower's errors (feature `text`): tokenizer files, text config, text weights.
     #[cfg(feature = "text")]
     #[error(transparent)]

@@ -66,11 +66,14 @@ impl ClipModel {
     }
 
     /// transformers' `logits_per_image`: `[images][texts]`.
+    ///
+    /// # Errors
+    /// [`crate::VisionError::EmbeddingWidth`] when the embeddings are not all of one width.
     pub fn logits_per_image(
         &self,
         image_embeds: &[Vec<f32>],
         text_embeds: &[Vec<f32>],
-    ) -> Vec<Vec<f32>> {
+    ) -> VisionResult<Vec<Vec<f32>>> {
         logits(self.scale(), image_embeds, text_embeds)
     }
 
@@ -90,7 +93,7 @@ impl ClipModel {
         templates: &[&str],
     ) -> VisionResult<Vec<Vec<f32>>> {
         let classes = label_embeddings(&self.text, labels, templates)?;
-        let mut probs = self.logits_per_image(image_embeds, &classes);
+        let mut probs = self.logits_per_image(image_embeds, &classes)?;
         probs.iter_mut().for_each(|row| softmax(row));
         Ok(probs)
     }
@@ -121,14 +124,25 @@ pub fn logit_scale_of(path: &Path) -> VisionResult<f32> {
 }
 
 /// `scale · cos(a_i, b_j)`: `[a][b]`.
-pub fn logits(scale: f32, a: &[Vec<f32>], b: &[Vec<f32>]) -> Vec<Vec<f32>> {
+///
+/// # Errors
+/// [`crate::VisionError::EmbeddingWidth`] when the vectors are not all of one width.
+pub fn logits(scale: f32, a: &[Vec<f32>], b: &[Vec<f32>]) -> VisionResult<Vec<Vec<f32>>> {
+    if let Some(width) = a.first().or(b.first()).map(Vec::len) {
+        if let Some(bad) = a.iter().chain(b).find(|v| v.len() != width) {
+            return Err(crate::VisionError::EmbeddingWidth {
+                expected: width,
+                got: bad.len(),
+            });
+        }
+    }
     let bn: Vec<Vec<f32>> = b.iter().map(|v| normalized(v)).collect();
-    a.iter()
+    Ok(a.iter()
         .map(|v| {
             let v = normalized(v);
             bn.iter().map(|w| scale * dot(&v, w)).collect()
         })
-        .collect()
+        .collect())
 }
 
 /// One L2-normalised embedding per label: the label as given when `templates` is empty,
@@ -204,7 +218,8 @@ mod tests {
 
     #[test]
     fn logits_are_scaled_cosines() {
-        let l = logits(2.0, &[vec![3.0, 4.0]], &[vec![1.0, 0.0], vec![0.0, -2.0]]);
+        let l = logits(2.0, &[vec![3.0, 4.0]], &[vec![1.0, 0.0], vec![0.0, -2.0]]).unwrap();
+        assert!(logits(1.0, &[vec![1.0]], &[vec![1.0, 2.0]]).is_err());
         assert_eq!(l.len(), 1);
         assert!(
             (l[0][0] - 1.2).abs() < 1e-6 && (l[0][1] + 1.6).abs() < 1e-6,
