@@ -526,7 +526,7 @@ fn text_section(md: &mut String, preset: &str, report: &Value, command: &str) {
         let _ = writeln!(
             md,
             "- {} text_embeds (batch {}) vs torch's (batch {reference}), all {} texts: max abs diff {:.2e} \
-             (relative to max |torch| {:.2e})",
+             ({:.2e} of max |torch|)",
             c["runtime"].as_str().unwrap_or("?"),
             c["batch"],
             c["shape"][0],
