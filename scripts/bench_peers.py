@@ -302,8 +302,9 @@ def worker(a: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- driver
 
-def run_sub(argv: list[str], threads: int) -> str:
-    r = subprocess.run([sys.executable, os.path.abspath(__file__), *argv],
+def run_sub(argv: list[str], threads: int, script: str = __file__) -> str:
+    """Runs `script` (this one unless told: bench_text_peers.py reuses the driver) with argv."""
+    r = subprocess.run([sys.executable, os.path.abspath(script), *argv],
                        env=thread_env(threads), capture_output=True, text=True)
     if r.returncode != 0:
         sys.stderr.write(r.stderr)

@@ -9,6 +9,7 @@
 //! measurement times, so CI runs the whole suite in seconds.
 #![forbid(unsafe_code)]
 
+pub mod npy;
 pub mod peer;
 
 use clip_vision::ClipVisionConfig;

@@ -1,5 +1,6 @@
-//! The timing harness shared by the Rust peer workers of `scripts/bench_peers.py`:
-//! `benches/examples/peer_worker.rs` (clip-vision) and `scripts/candle_worker` (candle, a
+//! The timing harness shared by the Rust peer workers of `scripts/bench_peers.py` and
+//! `scripts/bench_text_peers.py`: `benches/examples/peer_worker.rs` (clip-vision),
+//! `benches/examples/text_peer_worker.rs` (clip-text) and `scripts/candle_worker` (candle, a
 //! project of its own that compiles this file with `#[path]`, so it uses `std` only).
 //!
 //! It times calls exactly as the script's Python workers do: warm-up calls, then at least
@@ -52,6 +53,11 @@ impl Options {
             .get(key)
             .cloned()
             .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// Sets `--key` to `value` (a worker timing a second thing with other settings).
+    pub fn set(&mut self, key: &str, value: impl ToString) {
+        self.values.insert(key.to_owned(), value.to_string());
     }
 
     /// The number given with `--key`, else `default`; panics on a value that is not one.

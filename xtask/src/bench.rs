@@ -41,8 +41,9 @@ impl Row {
 pub fn run(args: &[String]) -> Result<()> {
     let mut quick = false;
     let mut peers = false;
+    let mut peers_only = false;
     let mut gemm = false;
-    let mut presets = vec!["vit_b32".to_string()];
+    let mut presets = vec!["vit_b32".to_string(), "text_b32".to_string()];
     let mut rounds = "3".to_string();
     let mut filter: Option<String> = None;
     let mut it = args.iter();
@@ -50,6 +51,8 @@ pub fn run(args: &[String]) -> Result<()> {
         match a.as_str() {
             "--quick" => quick = true,
             "--peers" => peers = true,
+            // The peers alone: no criterion run; docs/benchmarks.md keeps its criterion table.
+            "--peers-only" => (peers, peers_only) = (true, true),
             "--gemm" => gemm = true,
             "--presets" => {
                 presets = it
@@ -64,6 +67,14 @@ pub fn run(args: &[String]) -> Result<()> {
             "--filter" => filter = Some(it.next().context("--filter needs a value")?.clone()),
             other => bail!("unknown bench option {other:?}"),
         }
+    }
+    if let Some(p) = presets.iter().find(|p| !PRESETS.contains(&p.as_str())) {
+        bail!("unknown preset {p:?}: one of {}", PRESETS.join(", "));
+    }
+    let backend = if gemm { "gemm" } else { "matrixmultiply" };
+    let command = format!("cargo xtask bench {}", args.join(" "));
+    if peers_only {
+        return run_peers(&presets, &rounds, None, backend, &command);
     }
     let cargo = super::cargo();
     let mut cargo_args = vec!["bench", "--package", "vit-benches"];
@@ -109,23 +120,26 @@ pub fn run(args: &[String]) -> Result<()> {
     eprintln!("summary written to {}", summary.display());
 
     if peers {
-        let backend = if gemm { "gemm" } else { "matrixmultiply" };
-        run_peers(&presets, &rounds, &rows, backend)?;
+        run_peers(&presets, &rounds, Some(&rows), backend, &command)?;
     }
     Ok(())
 }
 
-/// Builds the clip-vision peer workers (one per GEMM backend), runs
-/// `scripts/bench_peers.py` for each preset, and writes `docs/benchmarks.md`.
-fn run_peers(
-    presets: &[String],
-    rounds: &str,
-    criterion_rows: &[Row],
-    backend: &str,
-) -> Result<()> {
-    let root = super::root();
+/// The presets `--presets` takes: vision towers (`scripts/bench_peers.py`, image_embeds) and
+/// text towers (`scripts/bench_text_peers.py`, text_embeds from strings).
+const PRESETS: &[&str] = &["vit_b32", "vit_b16", "vit_l14", "text_b32"];
+
+/// Whether a preset is a text tower's.
+fn is_text(preset: &str) -> bool {
+    preset.starts_with("text_")
+}
+
+/// Builds `example` of vit-benches in release for both GEMM backends and copies each out of
+/// the target dir: `NAME=PATH` arguments for the scripts' `--rust-worker`.
+fn build_workers(example: &str) -> Result<Vec<String>> {
     let cargo = super::cargo();
     let out_dir = super::target_dir().join("bench");
+    std::fs::create_dir_all(&out_dir)?;
     let mut workers = Vec::new();
     for (name, features) in [("clip-vision-gemm", Some("gemm")), ("clip-vision-mm", None)] {
         let mut args = vec![
@@ -134,35 +148,61 @@ fn run_peers(
             "--package",
             "vit-benches",
             "--example",
-            "peer_worker",
+            example,
         ];
         if let Some(f) = features {
             args.extend(["--features", f]);
         }
         super::run(&cargo, &args, &[])?;
-        let dest = out_dir.join(format!("peer_worker-{name}"));
+        let dest = out_dir.join(format!("{example}-{name}"));
         std::fs::copy(
-            super::target_dir().join("release/examples/peer_worker"),
+            super::target_dir().join("release/examples").join(example),
             &dest,
         )
         .with_context(|| format!("cannot copy the worker to {}", dest.display()))?;
         workers.push(format!("{name}={}", dest.display()));
     }
-    // candle is a peer, not a dependency: its worker is a project of its own. A failed build
-    // (no registry, say) costs the candle column, not the run.
-    let candle_manifest = root.join("scripts/candle_worker/Cargo.toml");
-    let candle_manifest = candle_manifest.to_string_lossy().into_owned();
-    match super::run(
-        &cargo,
-        &["build", "--release", "--manifest-path", &candle_manifest],
-        &[],
-    ) {
-        Ok(()) => {
-            let bin = root.join("scripts/candle_worker/target/release/candle_worker");
-            workers.push(format!("candle={}", bin.display()));
+    Ok(workers)
+}
+
+/// Builds the clip-vision peer workers (one per GEMM backend, vision and/or text as the
+/// presets need), runs `scripts/bench_peers.py` or `scripts/bench_text_peers.py` for each
+/// preset, and writes `docs/benchmarks.md`: the sections of the presets run (and the
+/// criterion table, when given) replace theirs, every other section of the file is kept.
+fn run_peers(
+    presets: &[String],
+    rounds: &str,
+    criterion_rows: Option<&[Row]>,
+    backend: &str,
+    command: &str,
+) -> Result<()> {
+    let root = super::root();
+    let cargo = super::cargo();
+    let out_dir = super::target_dir().join("bench");
+    let mut vision_workers = Vec::new();
+    if presets.iter().any(|p| !is_text(p)) {
+        vision_workers = build_workers("peer_worker")?;
+        // candle is a peer, not a dependency: its worker is a project of its own. A failed
+        // build (no registry, say) costs the candle column, not the run.
+        let candle_manifest = root.join("scripts/candle_worker/Cargo.toml");
+        let candle_manifest = candle_manifest.to_string_lossy().into_owned();
+        match super::run(
+            &cargo,
+            &["build", "--release", "--manifest-path", &candle_manifest],
+            &[],
+        ) {
+            Ok(()) => {
+                let bin = root.join("scripts/candle_worker/target/release/candle_worker");
+                vision_workers.push(format!("candle={}", bin.display()));
+            }
+            Err(e) => eprintln!("warning: candle worker not built, no candle column: {e:#}"),
         }
-        Err(e) => eprintln!("warning: candle worker not built, no candle column: {e:#}"),
     }
+    let text_workers = if presets.iter().any(|p| is_text(p)) {
+        build_workers("text_peer_worker")?
+    } else {
+        Vec::new()
+    };
     let py = super::python();
     let rounds: Vec<&str> = rounds.split(',').collect();
     if rounds.len() != 1 && rounds.len() != presets.len() {
@@ -181,15 +221,20 @@ fn run_peers(
             json.to_string_lossy().into_owned(),
             work.to_string_lossy().into_owned(),
         );
+        let (script, batches, workers) = if is_text(preset) {
+            ("scripts/bench_text_peers.py", ["1", "256"], &text_workers)
+        } else {
+            ("scripts/bench_peers.py", ["1", "32"], &vision_workers)
+        };
         let mut args = vec![
-            "scripts/bench_peers.py",
+            script,
             "--preset",
             preset,
             "--threads",
             "2",
             "--batch-sizes",
-            "1",
-            "32",
+            batches[0],
+            batches[1],
             "--rounds",
             rounds,
             "--workdir",
@@ -197,11 +242,15 @@ fn run_peers(
             "--json",
             &json_s,
         ];
-        if preset != "vit_b32" {
+        if is_text(preset) {
+            // Batch 256 calls take seconds: fewer of them (still ≥ 5 s timed); batch 1 times
+            // each of the 256 texts at least once whatever --iters says.
+            args.extend(["--warmup", "2", "--iters", "5"]);
+        } else if preset != "vit_b32" {
             // Calls of seconds to tens of seconds: fewer of them (still ≥ 5 s timed).
             args.extend(["--warmup", "1", "--iters", "3"]);
         }
-        for w in &workers {
+        for w in workers {
             args.extend(["--rust-worker", w.as_str()]);
         }
         super::run(&py, &args, &[])?;
@@ -209,15 +258,70 @@ fn run_peers(
             .with_context(|| format!("cannot read {}", json.display()))?;
         reports.push((preset.clone(), serde_json::from_str::<Value>(&text)?));
     }
-    let doc = benchmarks_md(&reports, criterion_rows, backend);
+    let new = benchmarks_md(&reports, criterion_rows, backend, command);
     let path = root.join("docs/benchmarks.md");
-    std::fs::write(&path, doc)?;
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(&path, merge_sections(&old, &new))?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }
 
-/// The text of `docs/benchmarks.md` from the peers' JSON reports and criterion's results.
-fn benchmarks_md(reports: &[(String, Value)], criterion_rows: &[Row], backend: &str) -> String {
+/// A markdown file cut at its `## ` headings: (the text before the first, [(key, section)]),
+/// where a section runs from its heading to the next and its key is the heading up to the
+/// first comma (`## vit_b32, f32, image_embeds` → `## vit_b32`).
+fn sections(md: &str) -> (String, Vec<(String, String)>) {
+    let mut preamble = String::new();
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in md.split_inclusive('\n') {
+        if line.starts_with("## ") {
+            let key = line.trim_end().split(',').next().unwrap_or(line).to_owned();
+            out.push((key, String::new()));
+        }
+        match out.last_mut() {
+            Some((_, body)) => body.push_str(line),
+            None => preamble.push_str(line),
+        }
+    }
+    (preamble, out)
+}
+
+/// `old` with the preamble and every section that `new` holds replaced by `new`'s, in
+/// `old`'s order; sections only `new` holds go before the criterion table (or at the end).
+fn merge_sections(old: &str, new: &str) -> String {
+    let (_, old_sections) = sections(old);
+    let (preamble, mut new_sections) = sections(new);
+    let mut merged: Vec<(String, String)> = Vec::new();
+    for (key, body) in old_sections {
+        match new_sections.iter().position(|(k, _)| *k == key) {
+            Some(i) => merged.push(new_sections.remove(i)),
+            None => merged.push((key, body)),
+        }
+    }
+    let at = merged
+        .iter()
+        .position(|(k, _)| k.starts_with("## Kernels"))
+        .unwrap_or(merged.len());
+    for (j, s) in new_sections.into_iter().enumerate() {
+        merged.insert(at + j, s);
+    }
+    let mut out = preamble;
+    for (_, body) in merged {
+        if !out.ends_with("\n\n") && !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&body);
+    }
+    out
+}
+
+/// The text of `docs/benchmarks.md` from the peers' JSON reports and criterion's results:
+/// the preamble, one section per preset, the criterion table when there is one.
+fn benchmarks_md(
+    reports: &[(String, Value)],
+    criterion_rows: Option<&[Row]>,
+    backend: &str,
+    command: &str,
+) -> String {
     let mut md = String::new();
     let meta = reports.first().map(|(_, r)| &r["meta"]);
     let v = |k: &str| {
@@ -236,7 +340,9 @@ fn benchmarks_md(reports: &[(String, Value)], criterion_rows: &[Row], backend: &
         "Made by `cargo xtask bench --peers` (criterion benches, then `scripts/bench_peers.py` timing \
          transformers and ONNX Runtime on the same random-weight checkpoint and inputs, with the same \
          thread count, interleaved round by round with clip-vision on both GEMM backends and, when its worker \
-         builds, candle (`scripts/candle_worker`, stock candle-transformers CLIP)).\n"
+         builds, candle (`scripts/candle_worker`, stock candle-transformers CLIP); `scripts/bench_text_peers.py` \
+         does the same for the text tower, from strings). A section is rewritten only by a run of its preset \
+         (`--presets`; `--peers-only` skips criterion and keeps its table).\n"
     );
     let _ = writeln!(
         md,
@@ -259,71 +365,176 @@ fn benchmarks_md(reports: &[(String, Value)], criterion_rows: &[Row], backend: &
          target, with per-round ratios: [performance.md](performance.md).\n"
     );
     for (preset, report) in reports {
-        let _ = writeln!(md, "## {preset}, f32, image_embeds\n");
-        let _ = writeln!(md, "| runtime | batch | median s/batch (min–max) | images/s | ms/image | peak RSS | × ORT | × torch | × candle |");
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
-        let results = report["results"].as_array().cloned().unwrap_or_default();
-        let median = |rt: &str, b: u64| {
-            results
-                .iter()
-                .find(|r| r["runtime"] == rt && r["batch"] == b)
-                .and_then(|r| r["median_s"].as_f64())
-        };
-        let mut sorted = results.clone();
-        sorted.sort_by_key(|r| {
-            (
-                r["batch"].as_u64(),
-                r["runtime"].as_str().map(str::to_owned),
-            )
-        });
-        for r in &sorted {
-            let (rt, b) = (
-                r["runtime"].as_str().unwrap_or("?"),
-                r["batch"].as_u64().unwrap_or(0),
-            );
-            let m = r["median_s"].as_f64().unwrap_or(f64::NAN);
-            let ratio = |peer: &str| {
-                median(peer, b)
-                    .filter(|_| rt.starts_with("clip-vision"))
-                    .map_or(String::new(), |p| format!("{:.2}", p / m))
-            };
-            let _ = writeln!(
-                md,
-                "| {rt} | {b} | {m:.4} ({:.4}–{:.4}) | {:.2} | {:.1} | {:.0} MiB | {} | {} | {} |",
-                r["min_s"].as_f64().unwrap_or(f64::NAN),
-                r["max_s"].as_f64().unwrap_or(f64::NAN),
-                r["images_per_s"].as_f64().unwrap_or(f64::NAN),
-                r["ms_per_image"].as_f64().unwrap_or(f64::NAN),
-                r["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-                ratio("ort"),
-                ratio("torch"),
-                ratio("candle"),
-            );
+        if is_text(preset) {
+            text_section(&mut md, preset, report, command);
+        } else {
+            vision_section(&mut md, preset, report);
         }
-        let _ = writeln!(md);
-        for c in report["vs_torch"].as_array().into_iter().flatten() {
-            let _ = writeln!(
-                md,
-                "- {} vs torch, batch {}: max abs diff {:.2e} (relative {:.2e})",
-                c["runtime"].as_str().unwrap_or("?"),
-                c["batch"],
-                c["max_abs_diff"].as_f64().unwrap_or(f64::NAN),
-                c["max_rel_diff"].as_f64().unwrap_or(f64::NAN)
-            );
-        }
-        let _ = writeln!(md);
     }
-    let _ = writeln!(
-        md,
-        "## Kernels, layers and encoder (criterion, GEMM backend {backend})\n"
-    );
-    let _ = writeln!(md, "{}", table(criterion_rows));
-    let _ = writeln!(
-        md,
-        "Commands: `cargo xtask bench --peers --gemm --presets vit_b32,vit_b16,vit_l14 --rounds 3,1,1` (this file); \
-         the Python side needs `scripts/requirements.txt` plus onnx, onnxruntime and onnxscript."
-    );
+    if let Some(rows) = criterion_rows {
+        let _ = writeln!(
+            md,
+            "## Kernels, layers and encoder (criterion, GEMM backend {backend})\n"
+        );
+        let _ = writeln!(md, "{}", table(rows));
+        let _ = writeln!(
+            md,
+            "Commands: `cargo xtask bench --peers --gemm --presets vit_b32,vit_b16,vit_l14 --rounds 3,1,1` (this file); \
+             the Python side needs `scripts/requirements.txt` plus onnx, onnxruntime and onnxscript."
+        );
+    }
     md
+}
+
+/// The median seconds per call of `runtime` at `batch` in a report.
+fn median_of(results: &[Value], runtime: &str, batch: u64) -> Option<f64> {
+    results
+        .iter()
+        .find(|r| r["runtime"] == runtime && r["batch"] == batch)
+        .and_then(|r| r["median_s"].as_f64())
+}
+
+/// A report's results by batch, then runtime.
+fn sorted_results(report: &Value) -> Vec<Value> {
+    let mut sorted = report["results"].as_array().cloned().unwrap_or_default();
+    sorted.sort_by_key(|r| {
+        (
+            r["batch"].as_u64(),
+            r["runtime"].as_str().map(str::to_owned),
+        )
+    });
+    sorted
+}
+
+fn vision_section(md: &mut String, preset: &str, report: &Value) {
+    let _ = writeln!(md, "## {preset}, f32, image_embeds\n");
+    let _ = writeln!(md, "| runtime | batch | median s/batch (min–max) | images/s | ms/image | peak RSS | × ORT | × torch | × candle |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let results = report["results"].as_array().cloned().unwrap_or_default();
+    for r in &sorted_results(report) {
+        let (rt, b) = (
+            r["runtime"].as_str().unwrap_or("?"),
+            r["batch"].as_u64().unwrap_or(0),
+        );
+        let m = r["median_s"].as_f64().unwrap_or(f64::NAN);
+        let ratio = |peer: &str| {
+            median_of(&results, peer, b)
+                .filter(|_| rt.starts_with("clip-vision"))
+                .map_or(String::new(), |p| format!("{:.2}", p / m))
+        };
+        let _ = writeln!(
+            md,
+            "| {rt} | {b} | {m:.4} ({:.4}–{:.4}) | {:.2} | {:.1} | {:.0} MiB | {} | {} | {} |",
+            r["min_s"].as_f64().unwrap_or(f64::NAN),
+            r["max_s"].as_f64().unwrap_or(f64::NAN),
+            r["images_per_s"].as_f64().unwrap_or(f64::NAN),
+            r["ms_per_image"].as_f64().unwrap_or(f64::NAN),
+            r["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+            ratio("ort"),
+            ratio("torch"),
+            ratio("candle"),
+        );
+    }
+    let _ = writeln!(md);
+    for c in report["vs_torch"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            md,
+            "- {} vs torch, batch {}: max abs diff {:.2e} (relative {:.2e})",
+            c["runtime"].as_str().unwrap_or("?"),
+            c["batch"],
+            c["max_abs_diff"].as_f64().unwrap_or(f64::NAN),
+            c["max_rel_diff"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    let _ = writeln!(md);
+}
+
+fn text_section(md: &mut String, preset: &str, report: &Value, command: &str) {
+    let meta = &report["meta"];
+    let texts = &meta["texts"];
+    let flags: Vec<&str> = meta["cpu_flags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let _ = writeln!(
+        md,
+        "## Text tower: {preset}, f32, text_embeds from strings\n"
+    );
+    let _ = writeln!(
+        md,
+        "The text tower of OpenAI ViT-B/32 (random weights, CLIP's real tokenizer). Each call goes from \
+         strings to text_embeds: tokenizing (transformers' fast `CLIPTokenizer`, padding to the longest \
+         of the batch, for torch and ORT; clip-text's own `ClipTokenizer` for clip-vision) and the tower. \
+         Batch 1 cycles through {} seeded captions of {}–{} words (mean {:.1}), one per call, each timed at \
+         least once; batch 256 embeds them all in one padded batch. \"tokenizer alone\" is the same calls \
+         with the tokenizer only.\n",
+        texts["n"].as_u64().unwrap_or(0),
+        texts["words_min"].as_u64().unwrap_or(0),
+        texts["words_max"].as_u64().unwrap_or(0),
+        texts["words_mean"].as_f64().unwrap_or(f64::NAN),
+    );
+    let _ = writeln!(
+        md,
+        "- machine: {} ({} cores); vector extensions: {}\n- {} rounds, 2 threads; torch {}, transformers {}, \
+         onnxruntime {}\n- made by `{command}`\n",
+        meta["cpu"].as_str().unwrap_or("?"),
+        meta["nproc"].as_u64().unwrap_or(0),
+        if flags.is_empty() {
+            "?".to_owned()
+        } else {
+            flags.join(" ")
+        },
+        meta["rounds"].as_u64().unwrap_or(0),
+        meta["versions"]["torch"].as_str().unwrap_or("?"),
+        meta["versions"]["transformers"].as_str().unwrap_or("?"),
+        meta["versions"]["onnxruntime"].as_str().unwrap_or("?"),
+    );
+    let _ = writeln!(md, "| runtime | batch | median s/call (min–max) | texts/s | ms/text | tokenizer alone ms/call (share) | peak RSS | × ORT | × torch |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let results = report["results"].as_array().cloned().unwrap_or_default();
+    for r in &sorted_results(report) {
+        let (rt, b) = (
+            r["runtime"].as_str().unwrap_or("?"),
+            r["batch"].as_u64().unwrap_or(0),
+        );
+        let m = r["median_s"].as_f64().unwrap_or(f64::NAN);
+        let tok = r["tokenize_median_s"].as_f64().unwrap_or(f64::NAN);
+        let ratio = |peer: &str| {
+            median_of(&results, peer, b)
+                .filter(|_| rt.starts_with("clip-vision"))
+                .map_or(String::new(), |p| format!("{:.2}", p / m))
+        };
+        let _ = writeln!(
+            md,
+            "| {rt} | {b} | {m:.4} ({:.4}–{:.4}) | {:.1} | {:.2} | {:.3} ({:.1} %) | {:.0} MiB | {} | {} |",
+            r["min_s"].as_f64().unwrap_or(f64::NAN),
+            r["max_s"].as_f64().unwrap_or(f64::NAN),
+            r["texts_per_s"].as_f64().unwrap_or(f64::NAN),
+            r["ms_per_text"].as_f64().unwrap_or(f64::NAN),
+            tok * 1e3,
+            100.0 * tok / m,
+            r["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+            ratio("ort"),
+            ratio("torch"),
+        );
+    }
+    let _ = writeln!(md);
+    let reference = report["meta"]["batch_reference"].as_u64().unwrap_or(1);
+    for c in report["vs_torch"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            md,
+            "- {} text_embeds (batch {}) vs torch's (batch {reference}), all {} texts: max abs diff {:.2e} \
+             ({:.2e} of max |torch|)",
+            c["runtime"].as_str().unwrap_or("?"),
+            c["batch"],
+            c["shape"][0],
+            c["max_abs_diff"].as_f64().unwrap_or(f64::NAN),
+            c["max_rel_diff"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    let _ = writeln!(md);
 }
 
 /// Reads every `<group>/<bench>/new/{estimates,benchmark}.json` criterion wrote.
@@ -402,5 +613,36 @@ fn fmt_time(s: f64) -> String {
         format!("{:.3} ms", s * 1e3)
     } else {
         format!("{:.1} µs", s * 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_sections;
+
+    #[test]
+    fn a_run_replaces_its_sections_and_keeps_the_others() {
+        let old = "# B\n\nold intro\n\n## vit_b32, f32, image_embeds\n\nvision 1\n\n\
+                   ## Kernels, layers and encoder (criterion, GEMM backend gemm)\n\nkernels 1\n";
+        let new = "# B\n\nnew intro\n\n## Text tower: text_b32, f32, text_embeds from strings\n\ntext 2\n";
+        assert_eq!(
+            merge_sections(old, new),
+            "# B\n\nnew intro\n\n## vit_b32, f32, image_embeds\n\nvision 1\n\n\
+             ## Text tower: text_b32, f32, text_embeds from strings\n\ntext 2\n\n\
+             ## Kernels, layers and encoder (criterion, GEMM backend gemm)\n\nkernels 1\n"
+        );
+        // A second text run replaces the text section in place; a new criterion table (of
+        // another backend) replaces the old one.
+        let newer = "# B\n\nintro 3\n\n## Text tower: text_b32, f32, text_embeds from strings\n\ntext 3\n\n\
+                     ## Kernels, layers and encoder (criterion, GEMM backend matrixmultiply)\n\nkernels 3\n";
+        let merged = merge_sections(&merge_sections(old, new), newer);
+        assert_eq!(
+            merged,
+            "# B\n\nintro 3\n\n## vit_b32, f32, image_embeds\n\nvision 1\n\n\
+             ## Text tower: text_b32, f32, text_embeds from strings\n\ntext 3\n\n\
+             ## Kernels, layers and encoder (criterion, GEMM backend matrixmultiply)\n\nkernels 3\n"
+        );
+        // No old file: the new text as it is.
+        assert_eq!(merge_sections("", newer), newer);
     }
 }

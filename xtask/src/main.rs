@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo xtask ci                 what .ci/run does: fmt check, clippy, tests, quick benches
-//! cargo xtask bench [--quick] [--gemm] [--peers] [--filter F]
+//! cargo xtask bench [--quick] [--gemm] [--peers | --peers-only] [--filter F]
 //!                                criterion benches + summary table (target/bench/summary.json)
 //! cargo xtask fixtures           rerun the Python scripts that make the reference fixtures
 //! ```
@@ -23,12 +23,15 @@ commands:
   ci                     cargo fmt --check, clippy -D warnings, cargo test --workspace,
                          the ignored tests CI can run, cargo xtask bench --quick
                          (what .ci/run does)
-  bench [--quick] [--gemm] [--filter F] [--peers [--presets vit_b32,vit_b16,vit_l14] [--rounds N]]
+  bench [--quick] [--gemm] [--filter F] [--peers|--peers-only [--presets P,..] [--rounds N]]
                          run the criterion benches in benches/ and print a summary table
                          (--quick: ViT-B/32 only, short; --gemm: the gemm crate backend;
                          --peers: then time transformers and ONNX Runtime beside clip-vision
-                         on both backends with scripts/bench_peers.py, and write
-                         docs/benchmarks.md)
+                         on both backends with scripts/bench_peers.py (vision presets
+                         vit_b32, vit_b16, vit_l14) and scripts/bench_text_peers.py (text
+                         preset text_b32), default vit_b32,text_b32, and update the sections
+                         of those presets in docs/benchmarks.md; --peers-only: the peers
+                         without criterion, keeping the file's criterion table)
   fixtures [ARGS]        rerun scripts/make_fixtures.py (given ARGS), make_image_fixtures.py
                          and make_text_fixtures.py
                          (python: $PYTHON, else .venv/bin/python, else python3)
