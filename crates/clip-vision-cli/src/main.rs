@@ -254,19 +254,25 @@ fn similar(args: &SimilarArgs) -> Result<u8> {
                 embed::reason(&e, &args.query)
             )
         })?;
-    let mut scored: Vec<(f64, &str)> = rows
-        .iter()
-        .map(|(p, r)| (cosine(&query, r), p.as_str()))
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let k = usize::try_from(args.k).unwrap_or(usize::MAX);
-    for (rank, (score, path)) in scored.iter().take(k).enumerate() {
-        println!("{}\t{score:.6}\t{path}", rank + 1);
-    }
+    print_ranked(&query, &rows, args.k);
     Ok(0)
 }
 
-pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f64 {
+/// The `k` rows most similar to `query`, best first, as `rank\tcosine\tpath` lines (the
+/// output of `similar` and `search`).
+pub(crate) fn print_ranked(query: &[f32], rows: &[output::Row], k: u64) {
+    let mut scored: Vec<(f64, &str)> = rows
+        .iter()
+        .map(|(p, r)| (cosine(query, r), p.as_str()))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let k = usize::try_from(k).unwrap_or(usize::MAX);
+    for (rank, (score, path)) in scored.iter().take(k).enumerate() {
+        println!("{}\t{score:.6}\t{path}", rank + 1);
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a
         .iter()
         .zip(b)

@@ -265,16 +265,7 @@ pub(crate) fn search(args: &SearchArgs) -> Result<u8> {
             query.len()
         );
     }
-    let query = normalized(&query);
-    let mut scored: Vec<(f64, &str)> = rows
-        .iter()
-        .map(|(p, r)| (crate::cosine(&query, r), p.as_str()))
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let k = usize::try_from(args.k).unwrap_or(usize::MAX);
-    for (rank, (score, path)) in scored.iter().take(k).enumerate() {
-        println!("{}\t{score:.6}\t{path}", rank + 1);
-    }
+    crate::print_ranked(&query, &rows, args.k);
     Ok(0)
 }
 
