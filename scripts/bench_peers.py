@@ -535,6 +535,12 @@ def main() -> None:
     for c in checks:
         print(f"{c['runtime']} vs torch image_embeds, batch {c['batch']}: max abs diff {c['max_abs_diff']:.2e} "
               f"(max |torch| {c['max_abs_torch']:.2e}, relative {c['max_rel_diff']:.2e})")
+    report_ratios_and_json(a, rust, results, checks, raw, meta)
+
+
+def report_ratios_and_json(a, rust, results, checks, raw, meta) -> None:
+    """The end of a run (vision or text): each Rust worker's speed as a ratio of ORT's and
+    torch's medians at each batch size, and the JSON report when --json was given."""
     by = {(r["runtime"], r["batch"]): r for r in results}
     for b in a.batch_sizes:
         for rt in rust:

@@ -49,8 +49,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_peers import (  # noqa: E402  (the shared harness, one directory up the path)
-    OthersWatch, cpu_name, perturb_, proc_status_kib, run_rust, run_sub, summarise,
-    time_calls)
+    OthersWatch, cpu_name, perturb_, proc_status_kib, report_ratios_and_json, run_rust, run_sub,
+    summarise, time_calls)
 
 PRESETS = {
     # The text tower of OpenAI CLIP ViT-B/32, as the hub config gives it.
@@ -462,19 +462,7 @@ def main() -> None:
         print(f"{c['runtime']} (batch {c['batch']}) vs torch (batch {a.batch_sizes[0]}) text_embeds "
               f"{c['shape']}: max abs diff {c['max_abs_diff']:.2e} (max |torch| "
               f"{c['max_abs_torch']:.2e}, relative {c['max_rel_diff']:.2e})")
-    by = {(r["runtime"], r["batch"]): r for r in results}
-    for b in a.batch_sizes:
-        for rt in rust:
-            for peer in ("ort", "torch"):
-                if (rt, b) in by and (peer, b) in by:
-                    ratio = by[(peer, b)]["median_s"] / by[(rt, b)]["median_s"]
-                    print(f"batch {b}: {rt} is {ratio:.2f}x the speed of {peer} (ratio of medians)")
-    if a.json:
-        pathlib.Path(a.json).write_text(json.dumps(
-            {"meta": meta, "results": results, "vs_torch": checks,
-             "raw_times_s": {f"{rt}-b{b}": [r["times_s"] for r in runs]
-                             for (rt, b), runs in raw.items()}}, indent=2) + "\n")
-        print(f"wrote {a.json}")
+    report_ratios_and_json(a, rust, results, checks, raw, meta)
 
 
 if __name__ == "__main__":
