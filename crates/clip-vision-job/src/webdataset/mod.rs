@@ -21,5 +21,7 @@
 //! ```
 
 mod braces;
+mod shard;
 
 pub use braces::{expand_braces, MAX_EXPANSIONS};
+pub use shard::{key_and_extension, Limits, Sample, Samples, ShardReader, IMAGE_EXTENSIONS};
