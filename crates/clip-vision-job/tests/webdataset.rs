@@ -483,3 +483,13 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_shard_is_walked_once() {
+    let bytes = tar_of(&[("a.txt", b"x")]);
+    let mut reader = ShardReader::new("once.tar", &bytes[..]);
+    assert_eq!(reader.samples().filter(Result::is_ok).count(), 1);
+    let again: Vec<_> = reader.samples().collect();
+    assert_eq!(again.len(), 1);
+    assert!(again[0].as_ref().is_err_and(JobError::ends_shard));
+}

@@ -107,13 +107,21 @@ impl<R: Read> ShardReader<R> {
 
     /// The samples of the shard in member order, each a [`Sample`] or the error that cost
     /// it; a shard-level error ([`JobError::ends_shard`]) is the last item.
+    ///
+    /// A shard is walked once: a second call yields only a [`JobError::ShardDamaged`]
+    /// (the stream is no longer at its start).
     pub fn samples(&mut self) -> Samples<'_, R> {
         let entries = self.archive.entries();
         let (entries, queue) = match entries {
             Ok(entries) => (Some(entries), VecDeque::new()),
             Err(source) => (
                 None,
-                VecDeque::from([Err(damaged(&self.shard, 0, None, source))]),
+                VecDeque::from([Err(damaged(
+                    &self.shard,
+                    self.read.load(Ordering::Relaxed),
+                    None,
+                    source,
+                ))]),
             ),
         };
         Samples {
@@ -223,22 +231,22 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 /// What a member read to its end holds, or why it could not be read.
-enum Read_ {
+enum MemberRead {
     Bytes(Vec<u8>),
     /// Fewer bytes than the header claims: the shard ends inside the member.
     Short(io::Error),
 }
 
-fn read_member(entry: &mut impl Read, size: u64) -> Read_ {
+fn read_member(entry: &mut impl Read, size: u64) -> MemberRead {
     // Capacity grows with the bytes that really arrive, never with the size claimed.
     let mut buf = Vec::with_capacity(usize::try_from(size.min(64 << 10)).unwrap_or(0));
     match entry.take(size).read_to_end(&mut buf) {
-        Ok(n) if n as u64 == size => Read_::Bytes(buf),
-        Ok(n) => Read_::Short(io::Error::new(
+        Ok(n) if n as u64 == size => MemberRead::Bytes(buf),
+        Ok(n) => MemberRead::Short(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             format!("member data ends after {n} of the {size} bytes its header claims"),
         )),
-        Err(e) => Read_::Short(e),
+        Err(e) => MemberRead::Short(e),
     }
 }
 
@@ -399,8 +407,8 @@ impl<R: Read> Samples<'_, R> {
             return true;
         }
         let bytes = match read_member(&mut entry, size) {
-            Read_::Bytes(bytes) => bytes,
-            Read_::Short(source) => {
+            MemberRead::Bytes(bytes) => bytes,
+            MemberRead::Short(source) => {
                 drop(entry);
                 self.end_damaged(source);
                 return false;
