@@ -493,3 +493,21 @@ fn a_shard_is_walked_once() {
     assert_eq!(again.len(), 1);
     assert!(again[0].as_ref().is_err_and(JobError::ends_shard));
 }
+
+#[test]
+fn a_reader_can_move_to_a_worker_thread() {
+    fn assert_send<T: Send>(_: &T) {}
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s.tar");
+    std::fs::write(&path, tar_of(&[("k.txt", b"moved")])).unwrap();
+    let reader = ShardReader::open(&path).unwrap();
+    assert_send(&reader);
+    let captions = std::thread::spawn(move || {
+        let mut reader = reader;
+        let c: Vec<_> = reader.samples().map(|s| s.unwrap().caption).collect();
+        c
+    })
+    .join()
+    .unwrap();
+    assert_eq!(captions, [Some("moved".to_owned())]);
+}
