@@ -1,0 +1,148 @@
+//! `JobError`: everything `clip-vision-job` can refuse, each naming the pattern, shard,
+//! key or member that was wrong.
+
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// What can go wrong expanding a shard list or reading a shard.
+///
+/// A shard-level error ([`JobError::ends_shard`]) is the last item a shard yields; every
+/// other error costs one sample (or one member that belongs to no sample) and reading goes
+/// on.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// A brace pattern that is malformed or expands to too many names.
+    #[error("brace pattern {pattern:?}: {problem}")]
+    BracePattern {
+        /// The pattern as given.
+        pattern: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A shard that cannot be opened.
+    #[error("{}: cannot open shard: {source}", shard.display())]
+    OpenShard {
+        /// The shard.
+        shard: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A shard of zero bytes (a tar archive, even an empty one, holds its end blocks).
+    #[error("{}: empty file, not a tar archive", shard.display())]
+    EmptyShard {
+        /// The shard.
+        shard: PathBuf,
+    },
+    /// A shard that is truncated or damaged (bad header, short member, read error): the
+    /// samples before the damage were yielded, the sample in flight is dropped.
+    #[error(
+        "{}: damaged or truncated tar, found at byte {offset}{}: {source}; \
+         the samples before it were read",
+        shard.display(),
+        last_member.as_ref().map(|m| format!(" (after member {m:?})")).unwrap_or_default()
+    )]
+    ShardDamaged {
+        /// The shard.
+        shard: PathBuf,
+        /// Bytes of the shard read when the damage was found.
+        offset: u64,
+        /// The last member whose header was read, if any.
+        last_member: Option<String>,
+        /// What the tar reader found.
+        source: std::io::Error,
+    },
+    /// A sample that cannot be used because one of its members is bad.
+    #[error(
+        "{}: sample {key:?}: member {member:?} at byte {offset}: {problem}",
+        shard.display()
+    )]
+    Sample {
+        /// The shard.
+        shard: PathBuf,
+        /// The sample's key.
+        key: String,
+        /// The bad member's name.
+        member: String,
+        /// Offset of the member's header in the shard.
+        offset: u64,
+        /// What is wrong with it.
+        problem: MemberProblem,
+    },
+    /// A bad member that belongs to no sample (its name yields no key).
+    #[error("{}: member {member:?} at byte {offset}: {problem}", shard.display())]
+    Member {
+        /// The shard.
+        shard: PathBuf,
+        /// The member's name (lossily decoded when it is not UTF-8).
+        member: String,
+        /// Offset of the member's header in the shard.
+        offset: u64,
+        /// What is wrong with it.
+        problem: MemberProblem,
+    },
+}
+
+impl JobError {
+    /// Whether this error ends its shard (nothing after it can be trusted).
+    pub fn ends_shard(&self) -> bool {
+        matches!(
+            self,
+            Self::OpenShard { .. } | Self::EmptyShard { .. } | Self::ShardDamaged { .. }
+        )
+    }
+}
+
+/// What is wrong with one tar member.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum MemberProblem {
+    /// A name that is absolute or has a `..` component: refused, though it is only ever used
+    /// as a key.
+    #[error("name is absolute or has a `..` component (refused)")]
+    UnsafeName,
+    /// A name that is not UTF-8.
+    #[error("name is not UTF-8")]
+    NameNotUtf8,
+    /// A member that is not a regular file (link, device, fifo, directory, sparse file…):
+    /// skipped, never followed.
+    #[error("a {kind}, not a regular file (skipped, never followed)")]
+    NotAFile {
+        /// What it is.
+        kind: &'static str,
+    },
+    /// A member larger than the limit for its extension: not read.
+    #[error("claims {size} bytes, over the limit of {limit} for .{ext} members (not read)")]
+    TooLarge {
+        /// The member's extension.
+        ext: String,
+        /// The size its header claims.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A `.txt` caption that is not UTF-8.
+    #[error("caption is not UTF-8 (invalid byte at {valid_up_to})")]
+    CaptionNotUtf8 {
+        /// Length of the valid UTF-8 prefix.
+        valid_up_to: usize,
+    },
+    /// A `.json` member that does not parse.
+    #[error("invalid JSON: {message}")]
+    JsonInvalid {
+        /// The parser's message.
+        message: String,
+    },
+    /// A `.json` member holding something other than an object.
+    #[error("JSON is {found}, not an object")]
+    JsonNotObject {
+        /// The kind of value found (`"an array"`, `"a string"`, …).
+        found: &'static str,
+    },
+    /// A second member with the same key and extension in one sample.
+    #[error("a second .{ext} member in the sample")]
+    DuplicateExtension {
+        /// The repeated extension.
+        ext: String,
+    },
+}
