@@ -1,6 +1,5 @@
-//! The Python package `clip_vision`: [`ImageEmbedder`](image::PyImageEmbedder) and
-//! [`TextEmbedder`](text::PyTextEmbedder) over `clip_vision::ImageEmbedder` and
-//! `clip_vision::text::ClipTextEncoder`, NumPy arrays out.
+//! The Python package `clip_vision`: `ImageEmbedder` and `TextEmbedder` over
+//! `clip_vision::ImageEmbedder` and `clip_vision::text::ClipTextEncoder`, NumPy arrays out.
 //!
 //! The design decision that shapes it: the binding only converts types — Python lists,
 //! PIL images and NumPy arrays in, `(n, d)` float32 arrays and [`ClipVisionError`] out —
@@ -10,8 +9,8 @@
 //! with `threads=N` starts that embedder's N rayon workers at once (the library builds its
 //! pool in `ImageEmbedderBuilder::build`); without `threads`, and for `TextEmbedder`,
 //! rayon's global pool starts at the first `embed_*` call. Threads do not survive `fork`,
-//! so a forked child that used a pool started by its parent would wait forever: [`guard`]
-//! refuses that with a [`ClipVisionError`] instead (create the embedder, or make the first
+//! so a forked child that used a pool started by its parent would wait forever: the `guard`
+//! module refuses that with a [`ClipVisionError`] instead (create the embedder, or make the first
 //! call, in the child).
 #![forbid(unsafe_code)]
 
