@@ -5,11 +5,13 @@
 //! cargo xtask bench [--quick] [--gemm] [--peers | --peers-only] [--filter F]
 //!                                criterion benches + summary table (target/bench/summary.json)
 //! cargo xtask fixtures           rerun the Python scripts that make the reference fixtures
+//! cargo xtask py-test            build the Python package in a fresh virtualenv, run pytest
 //! ```
 //!
 //! Conventions are enforced by the `tidy` tests in this crate, which run under `cargo test`.
 
 mod bench;
+mod py;
 mod tidy;
 
 use anyhow::{bail, Context, Result};
@@ -35,6 +37,10 @@ commands:
   fixtures [ARGS]        rerun scripts/make_fixtures.py (given ARGS), make_image_fixtures.py
                          and make_text_fixtures.py
                          (python: $PYTHON, else .venv/bin/python, else python3)
+  py-test                make a fresh virtualenv in <target>/py-venv ($PYTHON, else
+                         python3), install crates/clip-vision-py/requirements-test.txt,
+                         pip install crates/clip-vision-py (built from source) and run its
+                         pytest suite
 ";
 
 fn main() -> Result<()> {
@@ -43,6 +49,7 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("bench") => bench::run(&args[1..]),
         Some("fixtures") => fixtures(&args[1..]),
+        Some("py-test") => py::run_tests(),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
             Ok(())
@@ -100,6 +107,8 @@ pub const CI_STEPS: &[&str] = &[
     "test -p clip-vision-cli --test cli -- --ignored full_disk",
     // Docs build without a broken link (the workspace's rustdoc lints deny them).
     "doc --workspace --no-deps",
+    // The Python package built from source in a fresh virtualenv, and its pytest suite.
+    "xtask py-test",
     "xtask bench --quick",
 ];
 
@@ -113,6 +122,7 @@ fn ci() -> Result<()> {
                 let rest: Vec<String> = rest.iter().map(|a| (*a).to_owned()).collect();
                 bench::run(&rest)?;
             }
+            ["xtask", "py-test"] => py::run_tests()?,
             _ => run(&cargo, &args, &[])?,
         }
     }

@@ -1,0 +1,113 @@
+"""CLIP image and text embeddings on the CPU (the Rust library clip-vision).
+
+Every ``embed_*`` method returns a ``(n, d)`` float32 array of L2-normalised embeddings,
+row ``i`` for input ``i``, and releases the GIL while it computes. Nothing starts a thread
+at import; ``ImageEmbedder.from_pretrained(threads=N)`` starts N workers at once, otherwise
+rayon's global pool starts at the first ``embed_*`` call. Pools do not survive ``fork``: a
+forked child using its parent's pool gets ``ClipVisionError`` (create the embedder, or
+make the first call, in the child).
+"""
+
+import os
+from typing import Literal, Optional, Sequence, Tuple, Union, overload
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+_Path = Union[str, "os.PathLike[str]"]
+# A PIL.Image.Image, or a uint8 array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4).
+_Image = object
+
+class ClipVisionError(Exception):
+    """An image, text or checkpoint clip_vision cannot use; the message names the file (or
+    the input's position) and the problem."""
+
+class ImageEmbedder:
+    """A CLIP vision tower with its checkpoint's preprocessing (CLIPImageProcessor, value
+    for value)."""
+
+    @staticmethod
+    def from_pretrained(
+        model: _Path,
+        activation: Optional[str] = None,
+        precision: str = "f32",
+        threads: Optional[int] = None,
+        batch_size: int = 32,
+    ) -> "ImageEmbedder":
+        """Loads ``model``: a checkpoint directory, a ``.safetensors`` file, or a hub id
+        already in the local HF cache (nothing is downloaded).
+
+        ``activation`` names the MLP activation for weights that do not say (OpenAI-named
+        weights without config): quick_gelu, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast.
+        ``precision``: only "f32" in this build ("int8", "bf16" raise ValueError).
+        ``threads``: a worker pool of its own (default: rayon's global pool, one thread per
+        core). Raises ClipVisionError for a checkpoint it cannot load, ValueError for a bad
+        argument."""
+    @property
+    def dim(self) -> int:
+        """Length d of each embedding."""
+    @property
+    def model_path(self) -> Optional[str]:
+        """The checkpoint loaded, canonical (a hub id resolved to its snapshot)."""
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def image_size(self) -> Tuple[int, int]:
+        """(height, width) the encoder takes: S of embed_pixels."""
+    @overload
+    def embed_paths(
+        self, paths: Sequence[_Path], on_error: Literal["raise"] = "raise"
+    ) -> npt.NDArray[np.float32]: ...
+    @overload
+    def embed_paths(
+        self, paths: Sequence[_Path], on_error: Literal["skip"]
+    ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+    def embed_paths(self, paths: Sequence[_Path], on_error: str = "raise") -> object:
+        """The image_embeds of image files, L2-normalised, as `clip-vision embed` writes
+        them: (n, d) float32. A file that cannot be read or decoded raises ClipVisionError
+        naming it; with on_error="skip" it is left out with a warning, and the result is
+        (embeddings, kept_indices)."""
+    @overload
+    def embed_bytes(
+        self, images: Sequence[bytes], on_error: Literal["raise"] = "raise"
+    ) -> npt.NDArray[np.float32]: ...
+    @overload
+    def embed_bytes(
+        self, images: Sequence[bytes], on_error: Literal["skip"]
+    ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+    def embed_bytes(self, images: Sequence[bytes], on_error: str = "raise") -> object:
+        """As embed_paths, for encoded images held in memory (the bytes of JPEG, PNG, GIF,
+        BMP, TIFF or WebP files)."""
+    @overload
+    def embed_images(
+        self, images: Sequence[_Image], on_error: Literal["raise"] = "raise"
+    ) -> npt.NDArray[np.float32]: ...
+    @overload
+    def embed_images(
+        self, images: Sequence[_Image], on_error: Literal["skip"]
+    ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+    def embed_images(self, images: Sequence[_Image], on_error: str = "raise") -> object:
+        """As embed_paths, for decoded images: PIL images (RGB, L and RGBA as they are,
+        other modes through convert("RGBA"), as CLIPImageProcessor's convert_to_rgb) or
+        uint8 arrays (H, W) / (H, W, 1) greyscale, (H, W, 3) RGB, (H, W, 4) RGBA
+        (composited onto white). The same pixels give the same rows as embed_paths."""
+    def embed_pixels(self, pixel_values: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The image_embeds, L2-normalised (as every other method returns them), of
+        preprocessed images: transformers' pixel_values, float32 (n, 3, S, S). A wrong
+        dtype or shape raises ValueError; a NaN or infinite pixel ClipVisionError."""
+
+class TextEmbedder:
+    """CLIP's tokenizer and text tower (transformers' CLIPTokenizer and
+    CLIPTextModelWithProjection)."""
+
+    @staticmethod
+    def from_pretrained(model: _Path) -> "TextEmbedder":
+        """Loads the text tower and tokenizer files of a checkpoint directory (or a hub id
+        in the local HF cache)."""
+    @property
+    def dim(self) -> int:
+        """Length e of each embedding."""
+    def embed_texts(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """The text_embeds of texts, L2-normalised: (n, e) float32."""

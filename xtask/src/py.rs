@@ -1,0 +1,78 @@
+//! `cargo xtask py-test`: the Python package `clip_vision` built from source in a fresh
+//! virtualenv and its pytest suite run, as a user's `pip install crates/clip-vision-py`.
+
+use crate::{root, run, target_dir};
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::process::Command;
+
+/// The package, relative to the workspace root.
+const PACKAGE: &str = "crates/clip-vision-py";
+
+/// Creates `<target>/py-venv` afresh, installs the pinned `requirements-test.txt`, builds
+/// and installs the package (with the pinned maturin, into the same target directory as
+/// cargo, so the crates already built are reused), and runs its tests.
+///
+/// The interpreter is `$PYTHON`, else `python3`.
+pub fn run_tests() -> Result<()> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let target = target_dir();
+    let venv = target.join("py-venv");
+    let venv_str = venv.to_string_lossy().into_owned();
+    eprintln!("$ {python} -m venv --clear {venv_str}");
+    let made = Command::new(&python)
+        .args(["-m", "venv", "--clear", &venv_str])
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("cannot start {python} (set $PYTHON to a Python ≥ 3.9)"))?;
+    if !made.success() || !venv.join("bin/pip").exists() {
+        bail!(
+            "`{python} -m venv` could not make a virtualenv with pip in {venv_str} ({made}); \
+             on Debian or Ubuntu install the venv module: apt-get install python3-venv"
+        );
+    }
+    let bin = |name: &str| venv.join("bin").join(name).to_string_lossy().into_owned();
+    let requirements = format!("{PACKAGE}/requirements-test.txt");
+    run(
+        &bin("pip"),
+        &[
+            "install",
+            "--disable-pip-version-check",
+            "-r",
+            &requirements,
+        ],
+        &[],
+    )?;
+    let target_str = absolute(&target).to_string_lossy().into_owned();
+    // The build backend runs `maturin` from PATH: the venv's, as an activated venv has it.
+    let path = std::env::join_paths(std::iter::once(venv.join("bin")).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .context("PATH")?;
+    let path = path.to_string_lossy().into_owned();
+    run(
+        &bin("pip"),
+        &[
+            "install",
+            "--disable-pip-version-check",
+            "--no-build-isolation",
+            "--no-deps",
+            PACKAGE,
+        ],
+        &[("CARGO_TARGET_DIR", &target_str), ("PATH", &path)],
+    )?;
+    run(
+        &bin("python"),
+        &["-m", "pytest", "-q", &format!("{PACKAGE}/tests")],
+        &[],
+    )
+}
+
+/// `dir` made absolute against the workspace root (pip builds from a copy elsewhere).
+fn absolute(dir: &Path) -> std::path::PathBuf {
+    if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        root().join(dir)
+    }
+}
