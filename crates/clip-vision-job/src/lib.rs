@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod npy;
 pub mod webdataset;
 
 pub use error::{JobError, MemberProblem};
