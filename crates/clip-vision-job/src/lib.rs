@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod metadata;
 pub mod npy;
 pub mod webdataset;
 
