@@ -81,6 +81,46 @@ pub enum JobError {
         /// What is wrong with it.
         problem: MemberProblem,
     },
+    /// A `.npy` file (`img_emb_{i}.npy`) that is not a 2-D C-order float16 / float32
+    /// matrix.
+    #[error("{}: {problem}", path.display())]
+    Npy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: crate::npy::NpyProblem,
+    },
+    /// A parquet file (`metadata_{i}.parquet`) that the parquet library cannot write or
+    /// read.
+    #[error(
+        "{}: parquet: {source}",
+        path.as_ref().map_or_else(|| "parquet output".to_string(), |p| p.display().to_string())
+    )]
+    Parquet {
+        /// The file, when known (`None` for a writer handed in by the caller).
+        path: Option<PathBuf>,
+        /// What the parquet library found.
+        source: parquet::errors::ParquetError,
+    },
+    /// A parquet file whose columns are not what a metadata table holds (a missing
+    /// `image_path`, a column of the wrong type, a null path).
+    #[error("{}: column {column:?}: {problem}", path.display())]
+    ParquetColumn {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// An input or output file that cannot be opened, read, written or renamed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file (or directory).
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl JobError {

@@ -18,6 +18,8 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod metadata;
+pub mod npy;
 pub mod webdataset;
 
 pub use error::{JobError, MemberProblem};
