@@ -3,7 +3,10 @@
 //! as it is embedded, report each skipped file once.
 
 use crate::output::{self, FileOutput, Meta, Output};
-use crate::{build_embedder, walk, EmbedArgs, EXIT_SKIPPED};
+use crate::{build_embedder, DtypeArg, EmbedArgs, EXIT_SKIPPED};
+use clip_vision_job::{Dtype, Event, Job, Shard};
+use std::ops::ControlFlow;
+use clip_vision_job::walk;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::BufRead;
@@ -48,6 +51,9 @@ fn files_from(list: &Path) -> Result<Vec<PathBuf>> {
 }
 
 pub(crate) fn run(args: EmbedArgs) -> Result<u8> {
+    if let Some(dir) = &args.output_dir {
+        return run_layout(&args, dir);
+    }
     let embedder = build_embedder(
         &args.model,
         args.kind.map(Into::into),
@@ -138,5 +144,103 @@ pub(crate) fn run(args: EmbedArgs) -> Result<u8> {
             format!(", {} from an earlier run", done.len())
         },
     );
+    Ok(if skipped == 0 { 0 } else { EXIT_SKIPPED })
+}
+
+/// `embed --output-dir`: one partition of clip-retrieval's layout ([`clip_vision_job::Job`]).
+fn run_layout(args: &EmbedArgs, dir: &Path) -> Result<u8> {
+    let embedder = build_embedder(
+        &args.model,
+        args.kind.map(Into::into),
+        true,
+        args.batch_size as usize,
+        args.threads.map(|t| t as usize),
+    )?;
+    let text = if args.embed_captions {
+        let model = embedder
+            .model_path()
+            .context("the model was not loaded from a checkpoint")?;
+        Some(
+            clip_vision::text::ClipTextEncoder::from_pretrained(model).with_context(|| {
+                format!("--embed-captions: cannot load the text tower of {}", model.display())
+            })?,
+        )
+    } else {
+        None
+    };
+    let mut inputs = args.paths.clone();
+    if let Some(list) = &args.files_from {
+        inputs.extend(files_from(list)?);
+    }
+    let job = Job {
+        shard: args.shard.unwrap_or(Shard::WHOLE),
+        files_per_unit: usize::try_from(args.files_per_unit).unwrap_or(usize::MAX),
+        dtype: match args.dtype {
+            DtypeArg::F16 => Dtype::F16,
+            DtypeArg::F32 => Dtype::F32,
+        },
+        embed_captions: args.embed_captions,
+        activation: args.model.activation.clone(),
+        ..Job::new(inputs, dir)
+    };
+    let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let mut on_event = |event: Event<'_>| {
+        match event {
+            Event::Planned { files, units } => {
+                if let Some(n) = files {
+                    progress.set_length(n as u64);
+                } else {
+                    progress.set_style(
+                        ProgressStyle::with_template("{spinner} {pos} samples  {per_sec}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                }
+                progress.suspend(|| {
+                    eprintln!("partition {}: {} units", job.shard, units.len());
+                });
+            }
+            Event::Resumed { items, rows } => {
+                progress.inc(items);
+                progress.suspend(|| {
+                    eprintln!("resuming: {rows} rows ({items} inputs) already embedded");
+                });
+            }
+            Event::Skipped { name, why } => {
+                progress.suspend(|| eprintln!("skipped {name}: {why}"));
+            }
+            Event::Batch { items, .. } => progress.inc(items),
+        }
+        ControlFlow::Continue(())
+    };
+    let report = job
+        .run(&embedder, text.as_ref(), &mut on_event)
+        .with_context(|| format!("partition {} of {}", job.shard, dir.display()))?;
+    progress.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    let skipped = report.skipped as usize + report.walk_problems.len();
+    if report.already_done {
+        eprintln!(
+            "partition {} already done: {} rows, skipped {} (nothing to do)",
+            job.shard, report.rows, report.skipped
+        );
+    } else {
+        let new = report.rows - report.resumed_rows;
+        eprintln!(
+            "partition {}: embedded {new} images in {secs:.1} s ({:.1} images/s){}; {} rows; skipped {skipped}",
+            job.shard,
+            new as f64 / secs.max(1e-9),
+            if report.resumed_rows > 0 {
+                format!(", {} from an earlier run", report.resumed_rows)
+            } else {
+                String::new()
+            },
+            report.rows,
+        );
+    }
     Ok(if skipped == 0 { 0 } else { EXIT_SKIPPED })
 }

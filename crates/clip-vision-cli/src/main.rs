@@ -22,7 +22,6 @@ mod embed;
 mod npy;
 mod output;
 mod text;
-mod walk;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -119,9 +118,39 @@ struct EmbedArgs {
     /// Also embed the paths listed in FILE, one per line (`-` for standard input).
     #[arg(long, value_name = "FILE")]
     files_from: Option<PathBuf>,
-    /// Image files or directories.
+    /// Write clip-retrieval's layout into DIR (`img_emb/`, `metadata/`, done markers):
+    /// float16 rows, parquet metadata; a rerun resumes or skips finished partitions.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["output", "resume", "no_normalize"])]
+    output_dir: Option<PathBuf>,
+    /// Take shard I of N (0 ≤ I < N) of the inputs and write partition I (see
+    /// docs/scale-out.md for the contract).
+    #[arg(long, value_name = "I/N", requires = "output_dir")]
+    shard: Option<clip_vision_job::Shard>,
+    /// Image files per unit of work, for files and folders (tar shards are a unit each).
+    #[arg(long, value_name = "N", requires = "output_dir",
+          default_value_t = clip_vision_job::DEFAULT_FILES_PER_UNIT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    files_per_unit: u64,
+    /// The dtype of the .npy files of --output-dir.
+    #[arg(long, value_enum, default_value = "f16", requires = "output_dir")]
+    dtype: DtypeArg,
+    /// Also write `text_emb/` from the captions (`.txt` members or files beside the
+    /// images); a sample without a caption is skipped.
+    #[arg(long, requires = "output_dir")]
+    embed_captions: bool,
+    /// Image files or directories; with --output-dir also webdataset .tar shards and brace
+    /// patterns (`shards/{00000..00099}.tar`).
     #[arg(required_unless_present = "files_from")]
     paths: Vec<PathBuf>,
+}
+
+/// `--dtype`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DtypeArg {
+    /// float16, as clip-retrieval writes.
+    F16,
+    /// float32.
+    F32,
 }
 
 #[derive(clap::Args)]

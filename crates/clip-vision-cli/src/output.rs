@@ -159,6 +159,10 @@ impl Format {
 
 /// `FILE.meta.json`.
 pub fn meta_path(output: &Path) -> PathBuf {
+    if output.is_dir() {
+        // An `--output-dir` layout: its records are the done markers.
+        return output.join(clip_vision_job::partition::PARTITIONS);
+    }
     with_suffix(output, ".meta.json")
 }
 
@@ -714,7 +718,24 @@ pub fn check_free_space(output: &Path, need: u64) -> Result<()> {
 }
 
 /// Reads an index written by `embed`: its meta and its `(path, row)` pairs.
+/// An output directory of `embed --output-dir` is read through its done markers (their
+/// record gives the meta).
 pub fn read_index(path: &Path) -> Result<(Meta, Vec<Row>)> {
+    if path.is_dir() {
+        let layout = clip_vision_job::partition::read_layout(path)?;
+        let r = layout.record;
+        let meta = Meta {
+            format_version: FORMAT_VERSION,
+            model: r.model,
+            activation: r.activation,
+            num_attention_heads: r.num_attention_heads,
+            fingerprint: r.fingerprint,
+            kind: r.kind,
+            normalized: r.normalized,
+            dim: r.dim,
+        };
+        return Ok((meta, layout.rows));
+    }
     let meta_file = meta_path(path);
     let meta = read_meta(&meta_file)?.with_context(|| {
         format!(

@@ -3,7 +3,8 @@
 
 use crate::embed::reason;
 use crate::output::{self, Meta};
-use crate::{build_embedder, load_options, npy, walk, ModelArgs, EXIT_SKIPPED};
+use crate::{build_embedder, load_options, npy, ModelArgs, EXIT_SKIPPED};
+use clip_vision_job::walk;
 use anyhow::{bail, Context, Result};
 use clip_vision::model::{label_embeddings, logit_scale_of, logits, normalized, softmax};
 use clip_vision::text::{

@@ -59,7 +59,7 @@ pub enum JobError {
     )]
     Sample {
         /// The shard.
-        shard: PathBuf,
+        shard: Box<std::path::Path>,
         /// The sample's key.
         key: String,
         /// The bad member's name.
@@ -73,13 +73,81 @@ pub enum JobError {
     #[error("{}: member {member:?} at byte {offset}: {problem}", shard.display())]
     Member {
         /// The shard.
-        shard: PathBuf,
+        shard: Box<std::path::Path>,
         /// The member's name (lossily decoded when it is not UTF-8).
         member: String,
         /// Offset of the member's header in the shard.
         offset: u64,
         /// What is wrong with it.
         problem: MemberProblem,
+    },
+    /// An input that does not exist or cannot be resolved.
+    #[error("{}: {source}", path.display())]
+    Input {
+        /// The input as given.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A `--shard` that is not `i/n` with `0 <= i < n`.
+    #[error("--shard {spec:?}: {problem}")]
+    ShardSpec {
+        /// The spec as given.
+        spec: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A job without inputs.
+    #[error("no inputs: give image files, folders or .tar shards")]
+    NoInputs,
+    /// Tar shards and image files in one job (their units are cut differently).
+    #[error(
+        "{} is a tar shard and {} is not: a job takes either webdataset shards or image files and folders",
+        shard.display(),
+        file.display()
+    )]
+    MixedInputs {
+        /// The first shard given.
+        shard: PathBuf,
+        /// The first other input given.
+        file: PathBuf,
+    },
+    /// An output file that is not what this crate writes (a torn journal line is not this:
+    /// it is cut away).
+    #[error("{}: {problem}", path.display())]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// An output directory holding partitions (or a journal) made otherwise: every field
+    /// that differs, `field: output vs this run`.
+    #[error(
+        "{}: made otherwise, refusing to mix: {}",
+        path.display(),
+        differences.join("; ")
+    )]
+    MadeOtherwise {
+        /// The done marker or journal read.
+        path: PathBuf,
+        /// What differs.
+        differences: Vec<String>,
+    },
+    /// An option the job cannot run with (`--embed-captions` without a text tower, …).
+    #[error("{0}")]
+    Options(String),
+    /// Embedding the captions failed as a whole (not one caption).
+    #[error("embedding captions: {0}")]
+    Captions(#[from] clip_vision::text::TextError),
+    /// The caller stopped the run (its progress callback said so); the rows written so
+    /// far are kept and a rerun resumes after them.
+    #[error("partition {partition}: stopped after {rows} rows; run again to resume")]
+    Stopped {
+        /// The partition.
+        partition: String,
+        /// Rows kept in its journal.
+        rows: u64,
     },
     /// A `.npy` file (`img_emb_{i}.npy`) that is not a 2-D C-order float16 / float32
     /// matrix.
@@ -100,7 +168,7 @@ pub enum JobError {
         /// The file, when known (`None` for a writer handed in by the caller).
         path: Option<PathBuf>,
         /// What the parquet library found.
-        source: parquet::errors::ParquetError,
+        source: Box<parquet::errors::ParquetError>,
     },
     /// A parquet file whose columns are not what a metadata table holds (a missing
     /// `image_path`, a column of the wrong type, a null path).

@@ -62,7 +62,10 @@ pub struct MetaRow {
 /// Errors: [`JobError::Parquet`] with no path (the caller knows it), when `w` fails or
 /// parquet refuses the table.
 pub fn write_parquet<W: Write + Send>(w: W, rows: &[MetaRow]) -> Result<(), JobError> {
-    let pq = |source: parquet::errors::ParquetError| JobError::Parquet { path: None, source };
+    let pq = |source: parquet::errors::ParquetError| JobError::Parquet {
+        path: None,
+        source: Box::new(source),
+    };
     let mut fields = vec![
         Field::new(IMAGE_PATH, DataType::Utf8, false),
         Field::new(CAPTION, DataType::Utf8, true),
@@ -106,7 +109,7 @@ pub fn write_parquet<W: Write + Send>(w: W, rows: &[MetaRow]) -> Result<(), JobE
 pub fn read_parquet(path: &Path) -> Result<Vec<MetaRow>, JobError> {
     let pq = |source: parquet::errors::ParquetError| JobError::Parquet {
         path: Some(path.to_path_buf()),
-        source,
+        source: Box::new(source),
     };
     let bad_column = |column: &str, problem: String| JobError::ParquetColumn {
         path: path.to_path_buf(),

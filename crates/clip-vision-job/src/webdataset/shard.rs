@@ -336,7 +336,7 @@ impl<R: Read> Samples<'_, R> {
             if let Some(problem) = problem {
                 self.finish_pending();
                 self.queue.push_back(Err(JobError::Member {
-                    shard: self.shard.to_owned(),
+                    shard: self.shard.into(),
                     member: name,
                     offset: header_at,
                     problem,
@@ -365,7 +365,7 @@ impl<R: Read> Samples<'_, R> {
             return true;
         };
         let fail = |problem| JobError::Sample {
-            shard: shard.to_owned(),
+            shard: shard.into(),
             key: key.clone(),
             member: name.clone(),
             offset: header_at,

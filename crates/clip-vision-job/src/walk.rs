@@ -2,7 +2,7 @@
 //! walking directories, each once by its canonical path (absolute, symbolic links resolved,
 //! so `./photos` and `photos`, or a file named twice, give one row per file), sorted.
 
-use anyhow::{bail, Result};
+use crate::JobError;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -18,18 +18,27 @@ fn is_image_name(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Every image under `roots`, by canonical path, sorted. A root that is a file is taken
+/// Every image under `roots`, by canonical path, sorted (by path components; the shard
+/// split re-sorts by bytes, [`crate::units`]). A root that is a file is taken
 /// whatever its name (and is reported later if it is not an image); a directory is walked
 /// recursively for files with an image extension, following no symbolic links to
 /// directories (so a link cycle cannot loop); a symbolic link to a file is taken as the file
 /// it points to. Unreadable directories and broken links are returned in the second list.
-pub fn collect(roots: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<Problem>)> {
+///
+/// # Errors
+/// [`JobError::Input`] for a root that does not exist or cannot be resolved.
+pub fn collect(roots: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<Problem>), JobError> {
     let mut found = BTreeSet::new();
     let mut problems = Vec::new();
     for root in roots {
         let canonical = match std::fs::canonicalize(root) {
             Ok(p) => p,
-            Err(e) => bail!("{}: {e}", root.display()),
+            Err(source) => {
+                return Err(JobError::Input {
+                    path: root.clone(),
+                    source,
+                })
+            }
         };
         if canonical.is_dir() {
             // Under a canonical directory, every entry but a symbolic link is canonical.
