@@ -4,12 +4,12 @@
 
 use crate::output::{self, FileOutput, Meta, Output};
 use crate::{build_embedder, DtypeArg, EmbedArgs, EXIT_SKIPPED};
-use clip_vision_job::{Dtype, Event, Job, Shard};
-use std::ops::ControlFlow;
-use clip_vision_job::walk;
 use anyhow::{Context, Result};
+use clip_vision_job::walk;
+use clip_vision_job::{Dtype, Event, Job, Shard};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::BufRead;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -162,7 +162,10 @@ fn run_layout(args: &EmbedArgs, dir: &Path) -> Result<u8> {
             .context("the model was not loaded from a checkpoint")?;
         Some(
             clip_vision::text::ClipTextEncoder::from_pretrained(model).with_context(|| {
-                format!("--embed-captions: cannot load the text tower of {}", model.display())
+                format!(
+                    "--embed-captions: cannot load the text tower of {}",
+                    model.display()
+                )
             })?,
         )
     } else {

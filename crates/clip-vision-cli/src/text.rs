@@ -4,13 +4,13 @@
 use crate::embed::reason;
 use crate::output::{self, Meta};
 use crate::{build_embedder, load_options, npy, ModelArgs, EXIT_SKIPPED};
-use clip_vision_job::walk;
 use anyhow::{bail, Context, Result};
 use clip_vision::model::{label_embeddings, logit_scale_of, logits, normalized, softmax};
 use clip_vision::text::{
     ClipTextEncoder, ClipTextTower, ClipTokenizer, TextError, TextLoadOptions,
 };
 use clip_vision::EmbedKind;
+use clip_vision_job::walk;
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
