@@ -194,7 +194,8 @@ def test_files_are_named_aligned_and_typed_as_clip_retrieval_writes_them(layout)
         table = pq.read_table(out / parquets[i])
         # embedding_reader pairs the n-th .npy with the n-th .parquet and slices the table by
         # row: only aligned files give each embedding its own metadata row.
-        assert table.num_rows == emb.shape[0], f"{npy}: {emb.shape[0]} rows, parquet {table.num_rows}"
+        n_rows = table.num_rows
+        assert n_rows == emb.shape[0], f"{npy}: {emb.shape[0]} rows, {n_rows} in its parquet"
         names = table.column_names
         assert names[:2] == ["image_path", "caption"] and set(names[2:]) == JSON_COLUMNS, names
         assert len(set(names)) == len(names), f"duplicate columns in {parquets[i]}: {names}"
