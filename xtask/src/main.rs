@@ -6,11 +6,14 @@
 //!                                criterion benches + summary table (target/bench/summary.json)
 //! cargo xtask fixtures           rerun the Python scripts that make the reference fixtures
 //! cargo xtask py-test            build the Python package in a fresh virtualenv, run pytest
+//! cargo xtask compat-test        the CLI's clip-retrieval layout read by embedding-reader and
+//!                                autofaiss in their own pinned virtualenv (tests/compat)
 //! ```
 //!
 //! Conventions are enforced by the `tidy` tests in this crate, which run under `cargo test`.
 
 mod bench;
+mod compat;
 mod py;
 mod tidy;
 
@@ -41,6 +44,11 @@ commands:
                          python3), install crates/clip-vision-py/requirements-test.txt,
                          pip install crates/clip-vision-py (built from source) and run its
                          pytest suite
+  compat-test            make (or reuse, if made from the same interpreter and requirements)
+                         a virtualenv in <target>/compat-venv ($PYTHON, else python3) with
+                         tests/compat/requirements.txt and run pytest on tests/compat with
+                         CLIP_VISION_BIN (default <target>/debug/clip-vision, built if absent):
+                         the CLI's clip-retrieval layout read by embedding-reader and autofaiss
 ";
 
 fn main() -> Result<()> {
@@ -50,6 +58,7 @@ fn main() -> Result<()> {
         Some("bench") => bench::run(&args[1..]),
         Some("fixtures") => fixtures(&args[1..]),
         Some("py-test") => py::run_tests(),
+        Some("compat-test") => compat::run_tests(),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
             Ok(())
