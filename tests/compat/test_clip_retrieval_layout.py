@@ -12,10 +12,6 @@ Then `embedding_reader` (parquet_npy mode) must read every key exactly once with
 metadata and an embedding within 1e-3 of transformers' image_embeds of the demo model
 (fixtures/models/demo/reference.safetensors, L2-normalised), and an autofaiss index built on
 DIR/img_emb must return, for every embedding, its own id: the same row, the same key.
-
-`CLIP_VISION_COMPAT_STAND_IN=1` adds a second layout written here with numpy + pandas the
-way clip-retrieval's writer does (from the reference embeddings cast to float16): a check of
-these tests themselves, kept only until the CLI writes the layout.
 """
 
 import io
@@ -119,40 +115,15 @@ def run_cli(out, pattern):
         assert done.returncode == 0, f"{args} failed ({done.returncode}):\n{done.stderr}"
 
 
-def write_stand_in(out, samples):
-    """The layout as clip-retrieval's writer makes it (np.save; a DataFrame of image_path and
-    caption joined with the json_normalize'd .json minus those names; to_parquet), from the
-    reference embeddings: a stand-in for the CLI, one partition per shard."""
-    refs = reference_embeddings()
-    digits = int(math.log10(N_SHARDS)) + 1
-    (out / "img_emb").mkdir(parents=True)
-    (out / "metadata").mkdir()
-    for shard in range(N_SHARDS):
-        keys = [k for k, s in samples.items() if s["shard"] == shard]
-        emb = np.stack([refs[samples[k]["name"]] for k in keys]).astype(np.float16)
-        np.save(out / "img_emb" / f"img_emb_{shard:0{digits}d}.npy", emb)
-        df = pd.DataFrame({"image_path": keys, "caption": [samples[k]["caption"] for k in keys]})
-        meta = pd.json_normalize([samples[k]["json"] for k in keys])
-        df = df.join(meta.drop(columns=list({"caption", "image_path"} & set(meta.columns))))
-        df.to_parquet(out / "metadata" / f"metadata_{shard:0{digits}d}.parquet")
-        (out / f"_done_{shard}").write_text("")
-
-
-SOURCES = ["cli"] + (["stand-in"] if os.environ.get("CLIP_VISION_COMPAT_STAND_IN") == "1" else [])
-
-
-@pytest.fixture(scope="module", params=SOURCES)
-def layout(request, tmp_path_factory):
-    """(the output folder, the samples put into the shards) of one layout source."""
-    tmp = tmp_path_factory.mktemp(request.param)
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    """(the output folder, the samples put into the shards)."""
+    tmp = tmp_path_factory.mktemp("cli")
     shards = tmp / "shards"
     shards.mkdir()
     pattern, samples = make_shards(shards)
     out = tmp / "out"
-    if request.param == "cli":
-        run_cli(out, pattern)
-    else:
-        write_stand_in(out, samples)
+    run_cli(out, pattern)
     return out, samples
 
 
