@@ -124,7 +124,12 @@ struct EmbedArgs {
     output_dir: Option<PathBuf>,
     /// Take shard I of N (0 ≤ I < N) of the inputs and write partition I (see
     /// docs/scale-out.md for the contract).
-    #[arg(long, value_name = "I/N", requires = "output_dir", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "I/N",
+        requires = "output_dir",
+        allow_hyphen_values = true
+    )]
     shard: Option<clip_vision_job::Shard>,
     /// Image files per unit of work, for files and folders (tar shards are a unit each).
     #[arg(long, value_name = "N", requires = "output_dir",

@@ -38,7 +38,10 @@ fn shards_of_a_folder_cover_every_image_once_and_rerun_as_done() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     for i in 0..3 {
-        let got = embed_layout(&out, &["--shard", &format!("{i}/3"), "--files-per-unit", "2"]);
+        let got = embed_layout(
+            &out,
+            &["--shard", &format!("{i}/3"), "--files-per-unit", "2"],
+        );
         // coffee.gif and the like decode; a folder of good images skips nothing.
         assert_eq!(got.status.code(), Some(0), "{}", text(&got.stderr));
     }
@@ -54,15 +57,25 @@ fn shards_of_a_folder_cover_every_image_once_and_rerun_as_done() {
     let mut sharded = rows.clone();
     all.sort();
     sharded.sort();
-    assert_eq!(sharded, all, "the shards hold exactly the images of one run");
+    assert_eq!(
+        sharded, all,
+        "the shards hold exactly the images of one run"
+    );
 
     let again = embed_layout(&out, &["--shard", "1/3", "--files-per-unit", "2"]);
     assert_eq!(again.status.code(), Some(0));
-    assert!(text(&again.stderr).contains("already done"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("already done"),
+        "{}",
+        text(&again.stderr)
+    );
     let other = embed_layout(&out, &["--shard", "1/3", "--files-per-unit", "3"]);
     assert_eq!(other.status.code(), Some(1));
     let err = text(&other.stderr);
-    assert!(err.contains("files_per_unit: 2 (output) vs 3 (this run)"), "{err}");
+    assert!(
+        err.contains("files_per_unit: 2 (output) vs 3 (this run)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -86,6 +99,10 @@ fn bad_shard_specs_are_usage_errors() {
         .args(["--shard", "0/2"])
         .arg(images()));
     assert_eq!(got.status.code(), Some(2));
-    assert!(text(&got.stderr).contains("--output-dir"), "{}", text(&got.stderr));
+    assert!(
+        text(&got.stderr).contains("--output-dir"),
+        "{}",
+        text(&got.stderr)
+    );
     assert!(!out.exists(), "a usage error wrote nothing");
 }

@@ -153,20 +153,6 @@ fn caption_of(path: &Path, limit: u64) -> Result<Option<String>, String> {
         .map_err(|_| format!("caption {}: not UTF-8", txt.display()))
 }
 
-fn l2_normalized(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v
-        .iter()
-        .map(|x| f64::from(*x) * f64::from(*x))
-        .sum::<f64>()
-        .sqrt();
-    if norm > 0.0 {
-        for x in &mut v {
-            *x = (f64::from(*x) / norm) as f32;
-        }
-    }
-    v
-}
-
 impl Job {
     /// Runs this job's partition with `embedder` (and `text` for captions); `on_event`
     /// may stop the run (`ControlFlow::Break`), which keeps every committed row.
@@ -484,8 +470,9 @@ impl Job {
         let mut out = Vec::new();
         for (((line_at, _), result), image) in captions.iter().zip(embedded).zip(img.chunks(dim)) {
             match result {
-                Ok(v) => {
-                    out.extend(l2_normalized(v));
+                Ok(mut v) => {
+                    clip_vision::encoder::l2_normalize(&mut v);
+                    out.extend(v);
                     kept_img.extend_from_slice(image);
                 }
                 Err(why) => {
