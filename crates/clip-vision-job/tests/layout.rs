@@ -371,3 +371,42 @@ fn captions_are_embedded_beside_the_images_as_transformers_does() {
         "{refused}"
     );
 }
+
+#[test]
+fn two_runs_of_one_partition_at_once_leave_the_files_of_one() {
+    let reference = reference();
+    let tmp = tempfile::tempdir().unwrap();
+    let shards = tmp.path().join("shards");
+    std::fs::create_dir(&shards).unwrap();
+    make_shards(&shards, &reference);
+    let e = embedder(1);
+    let whole = tmp.path().join("whole");
+    go(&job(&shards, &whole, Shard::WHOLE), &e).unwrap();
+
+    let out = tmp.path().join("out");
+    let j = job(&shards, &out, Shard::WHOLE);
+    // Each waits at its first committed batch for the other: both are mid-partition at once
+    // (one on the shared journal, the other on a private one).
+    let barrier = std::sync::Barrier::new(2);
+    let run = || {
+        let mut first = true;
+        j.run(&e, None, &mut |ev| {
+            if matches!(ev, Event::Batch { .. }) && std::mem::take(&mut first) {
+                barrier.wait();
+            }
+            ControlFlow::Continue(())
+        })
+    };
+    let reports = std::thread::scope(|s| {
+        let a = s.spawn(run);
+        let b = s.spawn(run);
+        [a.join().unwrap(), b.join().unwrap()]
+    });
+    for r in &reports {
+        let r = r.as_ref().unwrap();
+        assert_eq!((r.rows, r.already_done), (11, false), "{r:?}");
+    }
+    // Whichever finished last, the files are whole and those of one run; no journal,
+    // lock or temporary file is left.
+    assert!(tree(&out) == tree(&whole), "two writers left other bytes");
+}
