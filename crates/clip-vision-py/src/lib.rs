@@ -3,7 +3,7 @@
 //! `clip_vision::text::ClipTextEncoder`, NumPy arrays out, and
 //! `ImageEmbedder.embed_partition`, one partition of a `clip_vision_job::Job` (the layout
 //! `clip-vision embed --output-dir` writes). The package's Python part (`python/`)
-//! re-exports them.
+//! re-exports them and adds `clip_vision.ray`, one Ray task per partition.
 //!
 //! The design decision that shapes it: the binding only converts types — Python lists,
 //! PIL images and NumPy arrays in, `(n, d)` float32 arrays and [`ClipVisionError`] out —
