@@ -1,7 +1,7 @@
 //! `cargo xtask py-test`: the Python package `clip_vision` built from source in a fresh
 //! virtualenv and its pytest suite run, as a user's `pip install crates/clip-vision-py`.
 
-use crate::{root, run, target_dir};
+use crate::{cargo, root, run, target_dir};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +11,9 @@ const PACKAGE: &str = "crates/clip-vision-py";
 
 /// Creates `<target>/py-venv` afresh, installs the pinned `requirements-test.txt`, builds
 /// and installs the package (with the pinned maturin, into the same target directory as
-/// cargo, so the crates already built are reused), and runs its tests.
+/// cargo, so the crates already built are reused), and runs its tests with
+/// `CLIP_VISION_BIN` set to the `clip-vision` binary ([`cli_binary`]), which the Ray test
+/// compares its files with.
 ///
 /// The interpreter is `$PYTHON`, else `python3`.
 pub fn run_tests() -> Result<()> {
@@ -61,11 +63,41 @@ pub fn run_tests() -> Result<()> {
         ],
         &[("CARGO_TARGET_DIR", &target_str), ("PATH", &path)],
     )?;
+    let cli = cli_binary(&target)?;
+    let cli = absolute(&cli).to_string_lossy().into_owned();
     run(
         &bin("python"),
         &["-m", "pytest", "-q", &format!("{PACKAGE}/tests")],
-        &[],
+        &[("CLIP_VISION_BIN", &cli)],
     )
+}
+
+/// `$CLIP_VISION_BIN` if set, else the newer of `<target>/{debug,release}/clip-vision`,
+/// built (`cargo build -p clip-vision-cli`, debug) only when neither exists: CI's
+/// `cargo test --workspace` has just built the debug one. A binary older than the sources
+/// is used as it is (run `cargo build -p clip-vision-cli` to refresh it).
+fn cli_binary(target: &Path) -> Result<std::path::PathBuf> {
+    if let Some(bin) = std::env::var_os("CLIP_VISION_BIN").filter(|v| !v.is_empty()) {
+        return Ok(bin.into());
+    }
+    let name = format!("clip-vision{}", std::env::consts::EXE_SUFFIX);
+    let built = ["debug", "release"]
+        .iter()
+        .map(|profile| target.join(profile).join(&name))
+        .filter_map(|p| {
+            let modified = std::fs::metadata(&p).and_then(|m| m.modified()).ok()?;
+            Some((modified, p))
+        })
+        .max();
+    if let Some((_, bin)) = built {
+        return Ok(bin);
+    }
+    run(&cargo(), &["build", "-p", "clip-vision-cli"], &[])?;
+    let bin = target.join("debug").join(&name);
+    if !bin.is_file() {
+        bail!("`cargo build -p clip-vision-cli` made no {}", bin.display());
+    }
+    Ok(bin)
 }
 
 /// `dir` made absolute against the workspace root (pip builds from a copy elsewhere).

@@ -1,12 +1,15 @@
 //! `clip_vision.ImageEmbedder`: `clip_vision::ImageEmbedder` with NumPy arrays out.
 
-use crate::{convert, guard, ClipVisionError};
+use crate::{convert, guard, job, ClipVisionError};
+use clip_vision::text::ClipTextEncoder;
 use clip_vision::{Activation, ImageEmbedder, LoadOptions, VisionResult};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray4, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyUserWarning, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use std::ffi::CString;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// Precisions the issue names; only `f32` exists in the library today.
 const PRECISIONS_NOT_BUILT: [&str; 2] = ["int8", "bf16"];
@@ -18,6 +21,11 @@ pub(crate) struct PyImageEmbedder {
     inner: ImageEmbedder,
     /// `(process that started the pool, threads)` for an embedder with its own pool.
     own_pool: Option<(u32, usize)>,
+    /// The `activation` given to `from_pretrained`, as given: `embed_partition` records
+    /// it, as `clip-vision embed --activation` does.
+    activation: Option<String>,
+    /// The checkpoint's text tower, loaded by the first `embed_partition(embed_captions=True)`.
+    text: OnceLock<ClipTextEncoder>,
 }
 
 impl PyImageEmbedder {
@@ -87,6 +95,31 @@ impl PyImageEmbedder {
     }
 }
 
+impl PyImageEmbedder {
+    /// The checkpoint's text tower, loaded (without the GIL) on first use.
+    fn text_tower(&self, py: Python<'_>) -> PyResult<&ClipTextEncoder> {
+        if let Some(text) = self.text.get() {
+            return Ok(text);
+        }
+        let Some(model) = self.inner.model_path() else {
+            return Err(ClipVisionError::new_err(
+                "embed_captions: the embedder was not loaded from a checkpoint",
+            ));
+        };
+        let loaded = py
+            .detach(|| ClipTextEncoder::from_pretrained(model))
+            .map_err(|e| {
+                ClipVisionError::new_err(format!(
+                    "embed_captions: cannot load the text tower of {}: {}",
+                    model.display(),
+                    convert::message(&e)
+                ))
+            })?;
+        // Two threads may race here; either's tower is the same.
+        Ok(self.text.get_or_init(|| loaded))
+    }
+}
+
 /// `on_error`: `"raise"` → false, `"skip"` → true.
 fn skip_mode(on_error: &str) -> PyResult<bool> {
     match on_error {
@@ -123,6 +156,7 @@ impl PyImageEmbedder {
                 "unknown precision {precision:?} (available: \"f32\")"
             )));
         }
+        let activation_name = activation.map(str::to_owned);
         let activation = match activation {
             None => None,
             Some(name) => Some(Activation::from_hf_name(name).ok_or_else(|| {
@@ -154,6 +188,8 @@ impl PyImageEmbedder {
         Ok(Self {
             inner,
             own_pool: threads.map(|t| (std::process::id(), t)),
+            activation: activation_name,
+            text: OnceLock::new(),
         })
     }
 
@@ -278,6 +314,45 @@ impl PyImageEmbedder {
         })?;
         let rows = rows.map_err(|e| convert::error(&e))?;
         self.array(py, rows)
+    }
+
+    /// Embeds partition `shard` of a job into clip-retrieval's layout under `output_dir`
+    /// (`img_emb/img_emb_{i}.npy`, `metadata/metadata_{i}.parquet`, `text_emb/` with
+    /// captions, `partitions/partition_{i}.done.json`), as `clip-vision embed --output-dir
+    /// DIR --shard i/n` does: resumes its journal, returns at once if it is done.
+    #[pyo3(signature = (
+        inputs, output_dir, shard=None, files_per_unit=clip_vision_job::DEFAULT_FILES_PER_UNIT,
+        dtype="float16", embed_captions=false
+    ))]
+    #[allow(clippy::too_many_arguments)] // the Python signature
+    fn embed_partition<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+        output_dir: PathBuf,
+        shard: Option<&Bound<'py, PyAny>>,
+        files_per_unit: usize,
+        dtype: &str,
+        embed_captions: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let job = job::job(
+            inputs,
+            output_dir,
+            shard,
+            files_per_unit,
+            dtype,
+            embed_captions,
+            self.activation.clone(),
+        )?;
+        self.check_pool()?;
+        let text = if embed_captions {
+            // The text tower runs on rayon's global pool.
+            guard::global_pool()?;
+            Some(self.text_tower(py)?)
+        } else {
+            None
+        };
+        job::run(py, &job, &self.inner, text)
     }
 
     fn __repr__(&self) -> String {

@@ -1,5 +1,9 @@
-//! The Python package `clip_vision`: `ImageEmbedder` and `TextEmbedder` over
-//! `clip_vision::ImageEmbedder` and `clip_vision::text::ClipTextEncoder`, NumPy arrays out.
+//! The native module `clip_vision._clip_vision` of the Python package `clip_vision`:
+//! `ImageEmbedder` and `TextEmbedder` over `clip_vision::ImageEmbedder` and
+//! `clip_vision::text::ClipTextEncoder`, NumPy arrays out, and
+//! `ImageEmbedder.embed_partition`, one partition of a `clip_vision_job::Job` (the layout
+//! `clip-vision embed --output-dir` writes). The package's Python part (`python/`)
+//! re-exports them and adds `clip_vision.ray`, one Ray task per partition.
 //!
 //! The design decision that shapes it: the binding only converts types — Python lists,
 //! PIL images and NumPy arrays in, `(n, d)` float32 arrays and [`ClipVisionError`] out —
@@ -17,6 +21,7 @@
 mod convert;
 mod guard;
 mod image;
+mod job;
 mod text;
 
 use pyo3::prelude::*;
@@ -29,12 +34,14 @@ pyo3::create_exception!(
      (or the input's position) and the problem."
 );
 
-/// The module `clip_vision`.
+/// The native module `clip_vision._clip_vision`, re-exported by `clip_vision`
+/// (`python/clip_vision/__init__.py`).
 #[pymodule]
-fn clip_vision(m: &Bound<'_, PyModule>) -> PyResult<()> {
+fn _clip_vision(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("ClipVisionError", m.py().get_type::<ClipVisionError>())?;
     m.add_class::<image::PyImageEmbedder>()?;
     m.add_class::<text::PyTextEmbedder>()?;
+    m.add_function(wrap_pyfunction!(job::count_units, m)?)?;
     Ok(())
 }

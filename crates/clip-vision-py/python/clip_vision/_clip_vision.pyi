@@ -1,4 +1,5 @@
-"""CLIP image and text embeddings on the CPU (the Rust library clip-vision).
+"""The native module of clip_vision (re-exported by the package): CLIP image and text
+embeddings on the CPU (the Rust library clip-vision).
 
 Every ``embed_*`` method returns a ``(n, d)`` float32 array of L2-normalised embeddings,
 row ``i`` for input ``i``, and releases the GIL while it computes. Nothing starts a thread
@@ -9,7 +10,7 @@ make the first call, in the child).
 """
 
 import os
-from typing import Literal, Optional, Sequence, Tuple, Union, overload
+from typing import List, Literal, Optional, Sequence, Tuple, TypedDict, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,30 @@ __version__: str
 _Path = Union[str, "os.PathLike[str]"]
 # A PIL.Image.Image, or a uint8 array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4).
 _Image = object
+
+class PartitionReport(TypedDict):
+    """What ImageEmbedder.embed_partition did."""
+
+    shard: str
+    """The partition, "i/n"."""
+    rows: int
+    """Rows in the partition (resumed ones included)."""
+    skipped: int
+    """Items of the partition without a row."""
+    resumed_rows: int
+    """Rows kept from an earlier, interrupted run."""
+    already_done: bool
+    """The partition was done before this call (nothing was run)."""
+    units: List[int]
+    """The unit numbers it took (shards, or groups of files_per_unit files)."""
+    skipped_items: List[Tuple[str, str]]
+    """(file path or sample key, why) of each item this call skipped, and of each input
+    that could not be walked."""
+
+def count_units(inputs: Sequence[_Path], files_per_unit: int = 10000) -> int:
+    """The number of units the inputs make: one per .tar shard (brace patterns expanded),
+    or one per files_per_unit image files (folders walked). The default shard count of
+    clip_vision.ray.embed_shards."""
 
 class ClipVisionError(Exception):
     """An image, text or checkpoint clip_vision cannot use; the message names the file (or
@@ -97,6 +122,30 @@ class ImageEmbedder:
         """The image_embeds, L2-normalised (as every other method returns them), of
         preprocessed images: transformers' pixel_values, float32 (n, 3, S, S). A wrong
         dtype or shape raises ValueError; a NaN or infinite pixel ClipVisionError."""
+    def embed_partition(
+        self,
+        inputs: Sequence[_Path],
+        output_dir: _Path,
+        shard: Union[None, Tuple[int, int], str] = None,
+        files_per_unit: int = 10000,
+        dtype: Literal["float16", "float32"] = "float16",
+        embed_captions: bool = False,
+    ) -> PartitionReport:
+        """Embeds partition i of n (shard=(i, n) or "i/n"; None: the whole job, 0/1) into
+        clip-retrieval's layout under output_dir, as `clip-vision embed --output-dir DIR
+        --shard i/n` writes it, byte for byte with the same model, threads and batch size:
+        img_emb/img_emb_{i}.npy, metadata/metadata_{i}.parquet, text_emb/text_emb_{i}.npy
+        (embed_captions: each sample's caption through the model's text tower, loaded on
+        first use), partitions/partition_{i}.done.json.
+
+        inputs: image files and folders (sorted by path, cut into units of files_per_unit)
+        or webdataset .tar shards and brace patterns (a unit each); partition i takes the
+        units whose number mod n is i. A bad image or sample is skipped, not an error.
+        Resumes the partition's journal; returns at once if it is done. The GIL is released;
+        Ctrl-C stops it between batches (keeping the rows committed) and raises
+        KeyboardInterrupt. A bad shard, dtype or files_per_unit raises ValueError; an
+        output directory made with other settings or inputs, or an I/O error,
+        ClipVisionError naming the file."""
 
 class TextEmbedder:
     """CLIP's tokenizer and text tower (transformers' CLIPTokenizer and
