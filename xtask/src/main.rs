@@ -110,9 +110,9 @@ pub const CI_STEPS: &[&str] = &[
     "test --workspace",
     // `--workspace` unifies the CLI's `gemm` feature into every crate: test the library
     // crates once more on their default backend, matrixmultiply.
-    "test -p vit-tensor -p vit-layers -p vit-encoder -p clip-text -p clip-vision",
+    "test -p vit-tensor -p vit-layers -p vit-encoder -p clip-vision",
     // Ignored tests that a CI machine can run: the CLI's full-disk check (mounts a tiny tmpfs).
-    "test -p clip-vision-cli --test cli -- --ignored full_disk",
+    "test --workspace --test cli -- --ignored full_disk",
     // Docs build without a broken link (the workspace's rustdoc lints deny them).
     "doc --workspace --no-deps",
     // The Python package built from source in a fresh virtualenv, and its pytest suite.

@@ -61,7 +61,15 @@ pub fn run_tests() -> Result<()> {
             "--no-deps",
             PACKAGE,
         ],
-        &[("CARGO_TARGET_DIR", &target_str), ("PATH", &path)],
+        &[
+            ("CARGO_TARGET_DIR", &target_str),
+            ("PATH", &path),
+            // The dev profile, not maturin's default release: its dependencies are the ones
+            // `cargo test --workspace` already built (the test profile shares them), so CI
+            // compiles only this crate's own chain again (minutes, not a second release
+            // build of the tree). A user's `pip install` builds release.
+            ("MATURIN_PEP517_ARGS", "--profile dev"),
+        ],
     )?;
     let cli = cli_binary(&target)?;
     let cli = absolute(&cli).to_string_lossy().into_owned();
