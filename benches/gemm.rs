@@ -1,11 +1,14 @@
-//! `linear` (`x·Wᵀ + b` on the GEMM backend, weights held `[in, out]` as `vit_layers::Linear`
-//! holds them, split across threads as the layer splits them) at the shapes of a ViT block,
-//! in FLOP/s.
+//! `x·Wᵀ + b` at the shapes of a ViT block, in FLOP/s, split across threads as the layers
+//! split them:
+//! - `gemm/…`: `linear_with` on `Wᵀ` `[in, out]` (matrixmultiply, or the `gemm` crate with
+//!   the feature), packing the weight on every call;
+//! - `packed/<path>/…` (feature `gemm`): `linear_packed` on a `PackedWeight`, what
+//!   `vit_layers::Linear` runs, once per micro-kernel path this CPU supports.
 
 use criterion::{BenchmarkId, Throughput};
 use std::hint::black_box;
 use vit_benches::{batch_sizes, block_products, criterion, towers};
-use vit_tensor::{linear_with, Epilogue, LcgRng, WeightLayout};
+use vit_tensor::{linear_packed, linear_with, Epilogue, LcgRng, PackedWeight, WeightLayout};
 
 fn main() {
     let mut c = criterion();
@@ -35,6 +38,34 @@ fn main() {
                         )
                     })
                 });
+                if !cfg!(feature = "gemm") {
+                    continue;
+                }
+                let packed = PackedWeight::pack(&w, WeightLayout::InOut, k, n)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                for path in vit_tensor::kernels::KernelPath::supported() {
+                    vit_tensor::kernels::force_kernel_path(Some(path))
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    let id = BenchmarkId::new(
+                        format!("packed/{path}"),
+                        format!("{tower}_{name}_{m}x{k}x{n}"),
+                    );
+                    group.bench_function(id, |bench| {
+                        bench.iter(|| {
+                            linear_packed(
+                                black_box(&x),
+                                &packed,
+                                m,
+                                &mut out,
+                                Epilogue {
+                                    bias: Some(&b),
+                                    ..Epilogue::default()
+                                },
+                            )
+                        })
+                    });
+                }
+                vit_tensor::kernels::force_kernel_path(None).unwrap_or_else(|e| panic!("{e}"));
             }
         }
     }

@@ -1,7 +1,9 @@
 //! Conventions of the workspace, checked under `cargo test` so CI needs nothing extra.
 //!
-//! - `unsafe` code exists only in `crates/vit-tensor/src/gemm.rs`; every other crate root
-//!   forbids it.
+//! - `unsafe` code exists only in vit-tensor's kernel modules (`src/gemm.rs`, the sgemm
+//!   wrapper; `src/kernels/`, the packed-weight micro-kernels); every other crate root
+//!   forbids it. Each `unsafe` block there carries `// SAFETY:` lines, each `unsafe fn` a
+//!   `# Safety` section.
 //! - Dependencies between workspace crates follow [`EDGES`] only (vit-tensor ← vit-layers ←
 //!   vit-encoder ← clip-vision ← clip-vision-job ← CLI / Python binding; clip-checkpoint ←
 //!   clip-preprocess; both ← clip-vision, clip-preprocess behind its `image` feature;
@@ -83,8 +85,10 @@ const CLI: &[&str] = &["clap", "indicatif", "clip-vision-cli"];
 /// feature would bring `hf-hub` and an HTTP stack).
 const DOWNLOAD: &[&str] = &["hf-hub", "reqwest", "ureq", "hyper"];
 
-/// The only file allowed to hold `unsafe` code.
+/// The sgemm wrapper: one `unsafe` call per GEMM backend.
 const UNSAFE_HOME: &str = "crates/vit-tensor/src/gemm.rs";
+/// The micro-kernels: safe wrappers (`mod.rs`) around `unsafe fn`s (`x86.rs`).
+const KERNEL_HOME: &str = "crates/vit-tensor/src/kernels/";
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -155,11 +159,11 @@ fn code_of(line: &str) -> String {
 }
 
 #[test]
-fn unsafe_code_lives_only_in_the_sgemm_wrapper() {
+fn unsafe_code_lives_only_in_the_kernel_modules() {
     let keyword = ["un", "safe"].concat();
     let mut offenders = Vec::new();
     for (path, text) in workspace_sources() {
-        if path == UNSAFE_HOME {
+        if path == UNSAFE_HOME || path.starts_with(KERNEL_HOME) {
             continue;
         }
         for (i, line) in text.lines().enumerate() {
@@ -174,7 +178,7 @@ fn unsafe_code_lives_only_in_the_sgemm_wrapper() {
     }
     assert!(
         offenders.is_empty(),
-        "unsafe outside {UNSAFE_HOME}:\n{}",
+        "unsafe outside {UNSAFE_HOME} and {KERNEL_HOME}:\n{}",
         offenders.join("\n")
     );
     let home = std::fs::read_to_string(crate::root().join(UNSAFE_HOME)).unwrap_or_default();
@@ -195,6 +199,50 @@ fn unsafe_code_lives_only_in_the_sgemm_wrapper() {
         safety >= 5 * blocks,
         "each {keyword} block needs a // SAFETY: line per obligation"
     );
+}
+
+#[test]
+fn kernel_unsafe_is_documented() {
+    let keyword = ["un", "safe"].concat();
+    let mut kernel_files = 0;
+    for (path, text) in workspace_sources() {
+        if !path.starts_with(KERNEL_HOME) {
+            continue;
+        }
+        kernel_files += 1;
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let code = code_of(line);
+            // The comment lines right above this one.
+            let above = || {
+                lines[..i]
+                    .iter()
+                    .rev()
+                    .take_while(|l| {
+                        let t = l.trim_start();
+                        t.starts_with("//") || t.starts_with("#[")
+                    })
+                    .map(|l| l.trim_start())
+            };
+            if code.contains(&format!("{keyword} {{")) {
+                let safety = above().filter(|l| l.starts_with("// SAFETY:")).count();
+                assert!(
+                    safety >= 2,
+                    "{path}:{}: an {keyword} block needs a // SAFETY: line per obligation (CPU feature, bounds), found {safety}",
+                    i + 1
+                );
+            }
+            if code.contains(&format!("{keyword} fn ")) {
+                let documented = above().any(|l| l == "/// # Safety");
+                assert!(
+                    documented,
+                    "{path}:{}: an {keyword} fn needs a `# Safety` section",
+                    i + 1
+                );
+            }
+        }
+    }
+    assert!(kernel_files >= 2, "no kernel module under {KERNEL_HOME}");
 }
 
 #[test]

@@ -131,7 +131,7 @@ impl ClipTextConfig {
                 ));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(TextError::config(
                 path,
                 format!(

@@ -173,6 +173,10 @@ struct SimilarArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = clip_vision::kernels::env_kernel_path() {
+        eprintln!("error: {}: {e}", clip_vision::kernels::KERNEL_ENV);
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Embed(args) => embed::run(args),
         Command::Similar(args) => similar(&args),
@@ -369,5 +373,46 @@ fn info(args: &ModelArgs) -> Result<u8> {
     text::describe_text_tower(args);
     println!("fingerprint     {}", inspection.fingerprint);
     println!("preprocessing   {}", describe(processor));
+    print_cpu_and_kernels();
     Ok(0)
+}
+
+/// The CPU, its vector extensions and the kernels this build runs on it.
+fn print_cpu_and_kernels() {
+    use clip_vision::kernels::{self, KernelPath};
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("cpu             {model} ({threads} threads)");
+    println!("cpu features    {}", kernels::cpu_features().join(" "));
+    let supported: Vec<&str> = KernelPath::supported().iter().map(|p| p.name()).collect();
+    let how = match kernels::env_kernel_path() {
+        Ok(Some(_)) => format!("forced by {}", kernels::KERNEL_ENV),
+        _ => "fastest supported".into(),
+    };
+    let linear = if cfg!(feature = "gemm") {
+        format!(
+            "packed weights, {} micro-kernels ({how}; this CPU: {})",
+            kernels::kernel_path(),
+            supported.join(", ")
+        )
+    } else {
+        "matrixmultiply sgemm on Wᵀ (build without the gemm feature)".into()
+    };
+    println!("kernels         linear layers: {linear}");
+    println!(
+        "                attention products: {}",
+        if cfg!(feature = "gemm") {
+            "gemm crate"
+        } else {
+            "matrixmultiply"
+        }
+    );
 }

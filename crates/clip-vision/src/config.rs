@@ -273,14 +273,14 @@ impl ClipVisionConfig {
                 return bad(field, v.to_string(), &format!("must be at most {max}"));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return bad(
                 "num_attention_heads",
                 self.num_attention_heads.to_string(),
                 &format!("must divide hidden_size = {}", self.hidden_size),
             );
         }
-        if self.patch_size > self.image_size || self.image_size % self.patch_size != 0 {
+        if self.patch_size > self.image_size || !self.image_size.is_multiple_of(self.patch_size) {
             return bad(
                 "patch_size",
                 self.patch_size.to_string(),

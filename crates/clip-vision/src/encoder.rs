@@ -258,8 +258,8 @@ impl ClipVisionEncoder {
         let tokens = gh.checked_mul(gw).and_then(|n| n.checked_add(1));
         if height == 0
             || width == 0
-            || height % p != 0
-            || width % p != 0
+            || !height.is_multiple_of(p)
+            || !width.is_multiple_of(p)
             || tokens.is_none_or(|t| t > crate::config::MAX_TOKENS)
         {
             return Err(VisionError::InvalidConfig {

@@ -57,6 +57,8 @@ pub use model::ClipModel;
 pub use pipeline::{EmbedKind, ImageEmbedder, ImageEmbedderBuilder};
 #[cfg(feature = "image")]
 pub use preprocess::ImageProcessor;
+/// The micro-kernels' run-time dispatch: which path runs, forcing one, the CPU's features.
+pub use vit_tensor::kernels;
 pub use vit_tensor::{Activation, LcgRng};
 
 /// The README's Rust examples, compiled and run as doctests.

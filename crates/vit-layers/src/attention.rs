@@ -76,7 +76,7 @@ impl MultiHeadAttention {
                 got: vec![qkv.out_features(), qkv.in_features()],
             });
         }
-        if n_heads == 0 || dim % n_heads != 0 {
+        if n_heads == 0 || !dim.is_multiple_of(n_heads) {
             return Err(TensorError::InvalidArgument {
                 op: "MultiHeadAttention",
                 what: "n_heads",

@@ -1,17 +1,21 @@
 //! `Linear`: a dense layer `y = x·Wᵀ + b`, built from PyTorch's weight layout.
 
 use vit_tensor::error::{check_len, checked_mul};
-use vit_tensor::{linear_with, Activation, Epilogue, LcgRng, TensorResult, WeightLayout};
+use vit_tensor::{
+    linear_packed, Activation, Epilogue, LcgRng, PackedWeight, TensorResult, WeightLayout,
+};
 
 /// A dense layer `y = x · Wᵀ + b` (`torch.nn.Linear`).
 ///
 /// It is built from the weight as checkpoints store it, `[out_features, in_features]`, and
-/// keeps it transposed, `[in_features, out_features]`: laid out once, at load, as the GEMM
-/// reads its right-hand side fastest.
+/// holds it once, packed at construction in the layout its product reads
+/// ([`vit_tensor::PackedWeight`]: panels for the micro-kernels with the `gemm` feature, `Wᵀ`
+/// row-major for matrixmultiply without it). No other copy is kept, so [`Linear::weight`]
+/// and [`Linear::weight_t`] unpack into new buffers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Linear {
-    /// `Wᵀ`, `[in_features, out_features]`
-    weight_t: Vec<f32>,
+    /// `W`, packed.
+    weight: PackedWeight,
     /// `[out_features]`
     bias: Option<Vec<f32>>,
     in_features: usize,
@@ -36,12 +40,15 @@ impl Linear {
             expected,
             weight.len(),
         )?;
-        Self::from_transposed(
-            transpose(&weight, out_features, in_features),
+        if let Some(b) = &bias {
+            check_len("Linear::new", "bias [out_features]", out_features, b.len())?;
+        }
+        Ok(Self {
+            weight: PackedWeight::pack(&weight, WeightLayout::OutIn, in_features, out_features)?,
             bias,
             in_features,
             out_features,
-        )
+        })
     }
 
     /// A layer from `Wᵀ`, `[in_features, out_features]` (OpenAI's `proj` is stored so), and
@@ -66,7 +73,7 @@ impl Linear {
             check_len("Linear::new", "bias [out_features]", out_features, b.len())?;
         }
         Ok(Self {
-            weight_t,
+            weight: PackedWeight::pack(&weight_t, WeightLayout::InOut, in_features, out_features)?,
             bias,
             in_features,
             out_features,
@@ -83,22 +90,30 @@ impl Linear {
         rng: &mut LcgRng,
     ) -> Self {
         let weight = rng.normal_vec(in_features * out_features, 0.0, std);
+        let weight = PackedWeight::pack(&weight, WeightLayout::OutIn, in_features, out_features)
+            .unwrap_or_else(|_| unreachable!("normal_vec returns in · out values"));
         Self {
-            weight_t: transpose(&weight, out_features, in_features),
+            weight,
             bias: with_bias.then(|| vec![0.0; out_features]),
             in_features,
             out_features,
         }
     }
 
-    /// The weight in PyTorch's layout, `[out_features, in_features]` (a copy).
+    /// The weight in PyTorch's layout, `[out_features, in_features]` (unpacked, a copy).
     pub fn weight(&self) -> Vec<f32> {
-        transpose(&self.weight_t, self.in_features, self.out_features)
+        self.weight.to_out_in()
     }
 
-    /// The weight as held, `Wᵀ`: `[in_features, out_features]`.
-    pub fn weight_t(&self) -> &[f32] {
-        &self.weight_t
+    /// `Wᵀ`, `[in_features, out_features]` (unpacked, a copy; before the weight was held
+    /// packed this returned a slice of the held buffer).
+    pub fn weight_t(&self) -> Vec<f32> {
+        self.weight.to_in_out()
+    }
+
+    /// The weight as held, packed for the product.
+    pub fn packed(&self) -> &PackedWeight {
+        &self.weight
     }
 
     /// The bias, `[out_features]`, if the layer has one.
@@ -118,7 +133,7 @@ impl Linear {
 
     /// Number of parameters (weight and bias).
     pub fn num_params(&self) -> usize {
-        self.weight_t.len() + self.bias.as_ref().map_or(0, Vec::len)
+        self.in_features * self.out_features + self.bias.as_ref().map_or(0, Vec::len)
     }
 
     /// `y = x · Wᵀ + b` into `out`.
@@ -184,8 +199,7 @@ impl Linear {
         out: &mut [f32],
         epilogue: Epilogue<'_>,
     ) -> TensorResult<()> {
-        let dims = [rows, self.in_features, self.out_features];
-        linear_with(x, &self.weight_t, WeightLayout::InOut, dims, out, epilogue)
+        linear_packed(x, &self.weight, rows, out, epilogue)
     }
 
     /// `y = x · Wᵀ + b`.
@@ -208,17 +222,6 @@ impl Linear {
         self.forward_into(x, rows, &mut out)?;
         Ok(out)
     }
-}
-
-/// The transpose of a row-major `[rows, cols]` matrix.
-pub(crate) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0f32; a.len()];
-    for (i, row) in a.chunks_exact(cols.max(1)).enumerate().take(rows) {
-        for (j, &v) in row.iter().enumerate() {
-            t[j * rows + i] = v;
-        }
-    }
-    t
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@
 pub mod error;
 #[allow(unsafe_code)]
 pub mod gemm;
+#[allow(unsafe_code)]
+pub mod kernels;
 pub mod ops;
 pub mod rng;
 #[cfg(test)]
@@ -42,5 +44,6 @@ pub use ops::matmul::{
     linear, linear_add_into, linear_into, linear_with, matmul, Epilogue, WeightLayout,
 };
 pub use ops::norm::{layer_norm, layer_norm_inplace, layer_norm_into};
+pub use ops::packed::{linear_packed, PackedWeight};
 pub use ops::softmax::softmax_rows;
 pub use rng::LcgRng;

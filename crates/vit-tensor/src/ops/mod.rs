@@ -8,4 +8,5 @@ pub mod elementwise;
 pub mod math;
 pub mod matmul;
 pub mod norm;
+pub mod packed;
 pub mod softmax;

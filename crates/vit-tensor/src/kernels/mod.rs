@@ -1,0 +1,399 @@
+//! The packed-weight GEMM's micro-kernels and their run-time dispatch: with `gemm.rs`, the
+//! only `unsafe` code of the workspace.
+//!
+//! A micro-kernel computes one output tile `acc = A[rows, kc] · B[kc, panels · 16]`, where
+//! `A` is packed column by column (`[kc, rows]`: the `rows` values of one inner index are
+//! adjacent, so the kernel reads one stream) and `B` is held as column panels of [`PANEL`]
+//! columns, each `[kc, 16]` contiguous (the layout [`crate::PackedWeight`] stores weights
+//! in). The tile is summed in vector registers over the whole `kc` and written once to a
+//! stack buffer; bias, residual and activation are the safe caller's business.
+//!
+//! Three paths, chosen at run time ([`kernel_path`]), so one build is fast on every x86-64:
+//! - [`KernelPath::Avx512`]: `zmm` registers, tiles up to 12 × 32 (24 accumulators; per
+//!   inner step 2 panel rows loaded, 12 values of `A` broadcast: the shape of BLIS's
+//!   Skylake-X kernel, whose panel slice stays in L1);
+//! - [`KernelPath::Avx2Fma`]: `ymm` + FMA, tiles up to 6 × 16 (12 accumulators);
+//! - [`KernelPath::Generic`]: portable Rust the compiler vectorises for the baseline ISA.
+//!
+//! The packed layout is the same for all three, so the path can change between two calls
+//! (tests force each one the machine has, [`force_kernel_path`]; the environment variable
+//! [`KERNEL_ENV`] does it for a whole process) without repacking.
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use crate::error::{TensorError, TensorResult};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
+
+/// Columns per packed panel: one `zmm`, two `ymm` registers of `f32`.
+pub const PANEL: usize = 16;
+/// Most rows a micro-kernel tile holds (the AVX-512 path; AVX2 takes 6).
+pub const MAX_ROWS: usize = 12;
+/// Most panels a micro-kernel tile spans (the AVX-512 path; AVX2 and generic take 1).
+pub const MAX_PANELS: usize = 2;
+/// Row stride of the tile buffer a micro-kernel writes.
+pub const TILE_STRIDE: usize = MAX_PANELS * PANEL;
+/// The tile buffer: `[MAX_ROWS, TILE_STRIDE]`, row `r` at `r · TILE_STRIDE`.
+pub type Tile = [f32; MAX_ROWS * TILE_STRIDE];
+
+/// Environment variable that forces a kernel path for the process: `avx512`, `avx2` or
+/// `generic` (unset or `auto`: the best the CPU supports).
+pub const KERNEL_ENV: &str = "VIT_TENSOR_KERNEL";
+
+/// A set of micro-kernels for one instruction-set level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KernelPath {
+    /// AVX-512F (x86-64 v4).
+    Avx512,
+    /// AVX2 + FMA (x86-64 v3).
+    Avx2Fma,
+    /// Portable Rust, no run-time requirement.
+    Generic,
+}
+
+impl KernelPath {
+    /// Every path, fastest first.
+    pub const ALL: [KernelPath; 3] = [KernelPath::Avx512, KernelPath::Avx2Fma, KernelPath::Generic];
+
+    /// The name [`KERNEL_ENV`] and `clip-vision info` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelPath::Avx512 => "avx512",
+            KernelPath::Avx2Fma => "avx2",
+            KernelPath::Generic => "generic",
+        }
+    }
+
+    /// Whether this CPU can run the path (checked at run time).
+    pub fn is_supported(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2Fma => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            KernelPath::Avx512 | KernelPath::Avx2Fma => false,
+            KernelPath::Generic => true,
+        }
+    }
+
+    /// The paths this CPU supports, fastest first.
+    pub fn supported() -> Vec<KernelPath> {
+        Self::ALL.into_iter().filter(|p| p.is_supported()).collect()
+    }
+
+    /// Most rows one tile of this path holds.
+    pub fn max_rows(self) -> usize {
+        match self {
+            KernelPath::Avx512 | KernelPath::Generic => MAX_ROWS,
+            KernelPath::Avx2Fma => 6,
+        }
+    }
+
+    /// Most panels one tile of this path spans.
+    pub fn max_panels(self) -> usize {
+        match self {
+            KernelPath::Avx512 => MAX_PANELS,
+            KernelPath::Avx2Fma | KernelPath::Generic => 1,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            KernelPath::Avx512 => 1,
+            KernelPath::Avx2Fma => 2,
+            KernelPath::Generic => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.code() == code)
+    }
+}
+
+impl std::fmt::Display for KernelPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for KernelPath {
+    type Err = TensorError;
+
+    fn from_str(s: &str) -> TensorResult<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| TensorError::InvalidArgument {
+                op: "kernel path",
+                what: "name",
+                value: s.to_owned(),
+                reason: "expected avx512, avx2 or generic",
+            })
+    }
+}
+
+/// The vector extensions this CPU has among those the kernels (here, in `pulp` and in the
+/// `gemm` crate) can use, as detected at run time, in a fixed order.
+pub fn cpu_features() -> Vec<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        [
+            ("sse4.2", has!("sse4.2")),
+            ("avx", has!("avx")),
+            ("avx2", has!("avx2")),
+            ("fma", has!("fma")),
+            ("f16c", has!("f16c")),
+            ("avx512f", has!("avx512f")),
+            ("avx512bw", has!("avx512bw")),
+            ("avx512vl", has!("avx512vl")),
+            ("avx512vnni", has!("avx512vnni")),
+            ("avx512bf16", has!("avx512bf16")),
+            ("avxvnni", has!("avxvnni")),
+        ]
+        .into_iter()
+        .filter_map(|(name, yes)| yes.then_some(name))
+        .collect()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        Vec::new()
+    }
+}
+
+/// The path set by [`force_kernel_path`] (0: none).
+static FORCED: AtomicU8 = AtomicU8::new(0);
+
+fn unsupported(path: KernelPath) -> TensorError {
+    TensorError::InvalidArgument {
+        op: "kernel path",
+        what: "path",
+        value: path.name().to_owned(),
+        reason: "this CPU does not support it",
+    }
+}
+
+/// The path [`KERNEL_ENV`] asks for: `Ok(None)` when unset, empty or `auto`.
+///
+/// # Errors
+/// [`TensorError::InvalidArgument`] for an unknown name or a path this CPU lacks.
+pub fn env_kernel_path() -> TensorResult<Option<KernelPath>> {
+    match std::env::var(KERNEL_ENV) {
+        Ok(v) if !v.is_empty() && v != "auto" => {
+            let path: KernelPath = v.parse()?;
+            if path.is_supported() {
+                Ok(Some(path))
+            } else {
+                Err(unsupported(path))
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Forces `path` for every later product of this process (`None`: back to automatic).
+///
+/// # Errors
+/// [`TensorError::InvalidArgument`] when this CPU does not support `path`.
+pub fn force_kernel_path(path: Option<KernelPath>) -> TensorResult<()> {
+    match path {
+        Some(p) if !p.is_supported() => Err(unsupported(p)),
+        Some(p) => {
+            FORCED.store(p.code(), Ordering::Relaxed);
+            Ok(())
+        }
+        None => {
+            FORCED.store(0, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+}
+
+/// The path products run on: the forced one, else [`KERNEL_ENV`]'s, else the fastest this
+/// CPU supports. A bad [`KERNEL_ENV`] is reported once on stderr and ignored (a program
+/// that wants it to be an error checks [`env_kernel_path`] at start).
+pub fn kernel_path() -> KernelPath {
+    if let Some(p) = KernelPath::from_code(FORCED.load(Ordering::Relaxed)) {
+        return p;
+    }
+    static AUTO: OnceLock<KernelPath> = OnceLock::new();
+    *AUTO.get_or_init(|| {
+        let best = KernelPath::supported()[0];
+        match env_kernel_path() {
+            Ok(Some(p)) => p,
+            Ok(None) => best,
+            Err(e) => {
+                eprintln!("warning: {KERNEL_ENV}: {e}; using {best}");
+                best
+            }
+        }
+    })
+}
+
+/// `acc[r · TILE_STRIDE + c] = Σ_{k < kc} a[k · rows + r] · b[(c / 16) · panel_stride + k · 16 + c % 16]`
+/// for `r < rows`, `c < panels · 16`, on `path`. Other entries of `acc` are left as they were.
+///
+/// # Shapes
+/// - `a`: `[kc, rows]` (a tile of `A`, packed column by column)
+/// - `b`: `panels` panels of `[kc, 16]`, panel `p` at `p · panel_stride`
+///
+/// # Panics
+/// When an argument breaks the contract above: `rows` outside `1..=path.max_rows()`, `panels`
+/// outside `1..=path.max_panels()`, `kc == 0`, `a` or `b` too short, `panel_stride < kc ·
+/// 16`, or `path` unsupported by this CPU. These are the caller's invariants, not input.
+#[allow(clippy::too_many_arguments)]
+pub fn tile(
+    path: KernelPath,
+    a: &[f32],
+    rows: usize,
+    b: &[f32],
+    panel_stride: usize,
+    panels: usize,
+    kc: usize,
+    acc: &mut Tile,
+) {
+    assert!(
+        (1..=path.max_rows()).contains(&rows),
+        "tile rows {rows} on {path}"
+    );
+    assert!(
+        (1..=path.max_panels()).contains(&panels),
+        "tile panels {panels} on {path}"
+    );
+    assert!(
+        kc > 0 && panel_stride >= kc * PANEL,
+        "tile kc {kc}, panel stride {panel_stride}"
+    );
+    assert!(a.len() >= kc * rows, "tile A: {} elements", a.len());
+    assert!(
+        b.len() >= (panels - 1) * panel_stride + kc * PANEL,
+        "tile B: {} elements",
+        b.len()
+    );
+    assert!(path.is_supported(), "kernel path {path} unsupported");
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU supports AVX-512F (asserted: `path.is_supported()`).
+        // SAFETY: rows ∈ 1..=12, panels ∈ 1..=2, kc ≥ 1 and the lengths of `a` and `b`
+        //   (asserted above) are exactly `x86::avx512`'s bounds.
+        KernelPath::Avx512 => unsafe { x86::avx512(a, rows, b, panel_stride, panels, kc, acc) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU supports AVX2 and FMA (asserted: `path.is_supported()`).
+        // SAFETY: rows ∈ 1..=6 (max_rows), panels = 1 (max_panels), kc ≥ 1 and the lengths of `a` and
+        //   `b` (asserted above) are exactly `x86::avx2`'s bounds.
+        KernelPath::Avx2Fma => unsafe { x86::avx2(a, rows, b, kc, acc) },
+        _ => generic(a, rows, b, kc, acc),
+    }
+}
+
+/// The portable tile, one panel: plain loops over slices the compiler vectorises.
+fn generic(a: &[f32], rows: usize, b: &[f32], kc: usize, acc: &mut Tile) {
+    for r in 0..rows {
+        let mut sum = [0.0f32; PANEL];
+        let a_col = a[..kc * rows].iter().skip(r).step_by(rows);
+        for (&av, b_row) in a_col.zip(b.chunks_exact(PANEL)) {
+            for (s, &bv) in sum.iter_mut().zip(b_row) {
+                *s = av.mul_add(bv, *s);
+            }
+        }
+        acc[r * TILE_STRIDE..r * TILE_STRIDE + PANEL].copy_from_slice(&sum);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `tile` on `path` against an f64 triple loop.
+    fn check(
+        path: KernelPath,
+        rows: usize,
+        panels: usize,
+        kc: usize,
+        seed: u64,
+    ) -> Result<(), TestCaseError> {
+        let mut rng = crate::LcgRng::new(seed);
+        let panel_stride = kc * PANEL + 16;
+        let a: Vec<f32> = (0..kc * rows).map(|_| rng.uniform() - 0.5).collect();
+        let b: Vec<f32> = (0..(panels - 1) * panel_stride + kc * PANEL)
+            .map(|_| rng.uniform() - 0.5)
+            .collect();
+        let mut acc: Tile = [f32::NAN; MAX_ROWS * TILE_STRIDE];
+        tile(path, &a, rows, &b, panel_stride, panels, kc, &mut acc);
+        for r in 0..MAX_ROWS {
+            for c in 0..TILE_STRIDE {
+                let got = acc[r * TILE_STRIDE + c];
+                if r >= rows || c >= panels * PANEL {
+                    prop_assert!(
+                        got.is_nan(),
+                        "{path}: ({r}, {c}) outside the tile was written"
+                    );
+                    continue;
+                }
+                let (p, j) = (c / PANEL, c % PANEL);
+                let want: f64 = (0..kc)
+                    .map(|k| {
+                        f64::from(a[k * rows + r]) * f64::from(b[p * panel_stride + k * PANEL + j])
+                    })
+                    .sum();
+                prop_assert!(
+                    (f64::from(got) - want).abs() <= 1e-5 * (kc as f64).sqrt(),
+                    "{path} ({r}, {c}): {got} vs {want}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// Every path this CPU has, every tile shape, against f64.
+        #[test]
+        fn every_supported_path_matches_f64(rows in 1usize..=MAX_ROWS, panels in 1usize..=MAX_PANELS, kc in 1usize..40, seed: u64) {
+            for path in KernelPath::supported() {
+                check(path, rows.min(path.max_rows()), panels.min(path.max_panels()), kc, seed)?;
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_refused() {
+        for p in KernelPath::ALL {
+            assert_eq!(p.name().parse::<KernelPath>().unwrap(), p);
+        }
+        let err = "sse9".parse::<KernelPath>().unwrap_err();
+        assert!(err.to_string().contains("sse9"), "{err}");
+        assert!(KernelPath::Generic.is_supported());
+        assert_eq!(KernelPath::supported().last(), Some(&KernelPath::Generic));
+    }
+
+    #[test]
+    #[should_panic(expected = "tile rows 13")]
+    fn a_tile_past_max_rows_panics_before_any_read() {
+        let mut acc: Tile = [0.0; MAX_ROWS * TILE_STRIDE];
+        tile(
+            KernelPath::Generic,
+            &[0.0; 13],
+            13,
+            &[0.0; 16],
+            16,
+            1,
+            1,
+            &mut acc,
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "tile B")]
+    fn a_short_panel_buffer_panics_before_any_read() {
+        let mut acc: Tile = [0.0; MAX_ROWS * TILE_STRIDE];
+        let path = KernelPath::supported()[0];
+        tile(path, &[0.0; 4], 1, &[0.0; 63], 64, 1, 4, &mut acc);
+    }
+}

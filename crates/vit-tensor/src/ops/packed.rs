@@ -1,0 +1,593 @@
+//! Weights packed once, at load, for the products that read them on every call:
+//! [`PackedWeight`] and [`linear_packed`].
+//!
+//! With the cargo feature `gemm` (the fast build: what the `clip-vision` command and the
+//! Python package ship) a weight is held as column panels of 16 — `⌈out / 16⌉` panels of
+//! `[in_features, 16]`, zero-padded, 64-byte aligned — and multiplied by this crate's own
+//! micro-kernels ([`crate::kernels`], AVX-512 / AVX2 + FMA / portable, chosen at run time).
+//! Nothing is repacked per call, and no second copy of the weight is kept. Without it (the
+//! library default) the weight is `Wᵀ` `[in_features, out_features]` row-major and the
+//! product is [`linear_with`]'s `matrixmultiply::sgemm`.
+//!
+//! The blocking: rows in blocks of [`MC`], the inner dimension in slices of at most [`KC`];
+//! each block × slice of `x` is packed (tile by tile, inner index major) so the micro-kernel
+//! reads one stream of `x` and one of each panel; tiles of up to 12 rows × 32 columns. Threads split rows when each gets ≥ 96 of them, else output columns
+//! (each thread then reads only its share of the weight, which is what batch 1 needs).
+
+#[cfg(feature = "gemm")]
+use crate::error::TensorError;
+use crate::error::{check_len, checked_mul, TensorResult};
+use crate::ops::matmul::{Epilogue, WeightLayout};
+
+#[cfg(feature = "gemm")]
+use crate::kernels::{self, KernelPath, Tile, MAX_ROWS, PANEL, TILE_STRIDE};
+#[cfg(feature = "gemm")]
+use rayon::prelude::*;
+
+/// Rows of `x` per block (a multiple of the tile height).
+#[cfg(feature = "gemm")]
+pub const MC: usize = 96;
+/// Longest inner-dimension slice per pass over a panel group; longer inner dimensions are
+/// cut into equal slices. One tile's slice of `x` stays in L1, the panel group's in L2, and
+/// the output tile is read back once per slice (shorter slices made that the bottleneck at
+/// 1600 rows: `perf` put 11 % of the time in the write-back with 256).
+#[cfg(feature = "gemm")]
+pub const KC: usize = 768;
+/// Below this many rows per thread, threads split columns instead of rows.
+#[cfg(feature = "gemm")]
+const MIN_ROWS_PER_TASK: usize = 96;
+/// Products smaller than this run on the calling thread.
+#[cfg(feature = "gemm")]
+const PARALLEL_MIN_FLOPS: usize = 4_000_000;
+
+/// A linear layer's weight in the layout its product reads (see the module docs).
+#[derive(Debug)]
+pub struct PackedWeight {
+    in_features: usize,
+    out_features: usize,
+    /// The packed values start at `data[offset]`.
+    data: Vec<f32>,
+    offset: usize,
+}
+
+impl PackedWeight {
+    /// Packs `weight` (`[out_features, in_features]` for [`WeightLayout::OutIn`], as
+    /// PyTorch stores `nn.Linear.weight`; `[in_features, out_features]` for
+    /// [`WeightLayout::InOut`]).
+    ///
+    /// # Errors
+    /// [`TensorError::LengthMismatch`] when `weight` does not hold `in · out` values.
+    pub fn pack(
+        weight: &[f32],
+        layout: WeightLayout,
+        in_features: usize,
+        out_features: usize,
+    ) -> TensorResult<Self> {
+        let what = match layout {
+            WeightLayout::OutIn => "weight [out_features, in_features]",
+            WeightLayout::InOut => "weight [in_features, out_features]",
+        };
+        let n = checked_mul("PackedWeight", what, in_features, out_features)?;
+        check_len("PackedWeight", what, n, weight.len())?;
+        // Element (k, j) of Wᵀ.
+        let wt = |k: usize, j: usize| match layout {
+            WeightLayout::OutIn => weight[j * in_features + k],
+            WeightLayout::InOut => weight[k * out_features + j],
+        };
+        Ok(Self::build(in_features, out_features, wt))
+    }
+
+    #[cfg(feature = "gemm")]
+    fn build(k: usize, n: usize, wt: impl Fn(usize, usize) -> f32) -> Self {
+        let panels = n.div_ceil(PANEL);
+        let mut this = Self::zeroed(k, n, panels * k * PANEL);
+        let dst = this.values_mut();
+        for p in 0..panels {
+            let panel = &mut dst[p * k * PANEL..(p + 1) * k * PANEL];
+            for (kk, row) in panel.chunks_exact_mut(PANEL).enumerate() {
+                for (c, v) in row.iter_mut().enumerate() {
+                    let j = p * PANEL + c;
+                    if j < n {
+                        *v = wt(kk, j);
+                    }
+                }
+            }
+        }
+        this
+    }
+
+    #[cfg(not(feature = "gemm"))]
+    fn build(k: usize, n: usize, wt: impl Fn(usize, usize) -> f32) -> Self {
+        let mut this = Self::zeroed(k, n, k * n);
+        for (i, v) in this.values_mut().iter_mut().enumerate() {
+            *v = wt(i / n, i % n);
+        }
+        this
+    }
+
+    /// `len` zeros, the first at a 64-byte boundary (a panel row is one cache line).
+    fn zeroed(in_features: usize, out_features: usize, len: usize) -> Self {
+        const ALIGN_FLOATS: usize = 16;
+        let data = vec![0.0f32; len + ALIGN_FLOATS];
+        let offset = data.as_ptr().align_offset(64);
+        let offset = if offset < ALIGN_FLOATS { offset } else { 0 };
+        Self {
+            in_features,
+            out_features,
+            data,
+            offset,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.data.len() - 16
+    }
+
+    /// The packed values (layout per the module docs).
+    pub fn values(&self) -> &[f32] {
+        &self.data[self.offset..self.offset + self.len()]
+    }
+
+    fn values_mut(&mut self) -> &mut [f32] {
+        let (o, l) = (self.offset, self.len());
+        &mut self.data[o..o + l]
+    }
+
+    /// `in_features`.
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    /// `out_features`.
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+
+    /// Bytes held (padding included).
+    pub fn bytes(&self) -> usize {
+        self.data.len() * std::mem::size_of::<f32>()
+    }
+
+    /// Element `(k, j)` of `Wᵀ`, that is `weight[j][k]`.
+    fn at(&self, k: usize, j: usize) -> f32 {
+        #[cfg(feature = "gemm")]
+        let i = (j / PANEL) * self.in_features * PANEL + k * PANEL + j % PANEL;
+        #[cfg(not(feature = "gemm"))]
+        let i = k * self.out_features + j;
+        self.values()[i]
+    }
+
+    /// `Wᵀ`, `[in_features, out_features]`, unpacked into a new buffer.
+    pub fn to_in_out(&self) -> Vec<f32> {
+        let (k, n) = (self.in_features, self.out_features);
+        (0..k * n).map(|i| self.at(i / n, i % n)).collect()
+    }
+
+    /// `W`, `[out_features, in_features]` (PyTorch's layout), unpacked into a new buffer.
+    pub fn to_out_in(&self) -> Vec<f32> {
+        let (k, n) = (self.in_features, self.out_features);
+        (0..k * n).map(|i| self.at(i % k, i / k)).collect()
+    }
+}
+
+impl PartialEq for PackedWeight {
+    fn eq(&self, other: &Self) -> bool {
+        self.in_features == other.in_features
+            && self.out_features == other.out_features
+            && self.values() == other.values()
+    }
+}
+
+impl Clone for PackedWeight {
+    /// A copy in a new buffer, aligned anew.
+    fn clone(&self) -> Self {
+        let mut copy = Self::zeroed(self.in_features, self.out_features, self.len());
+        copy.values_mut().copy_from_slice(self.values());
+        copy
+    }
+}
+
+/// `out ← act(x · Wᵀ + b)`, or `out ← out + x · Wᵀ + b` when accumulating, with `W` packed.
+///
+/// # Shapes
+/// - `x`: `[rows, in_features]`; `epilogue.bias`: `[out_features]`;
+///   `out`: `[rows, out_features]`
+///
+/// # Errors
+/// [`TensorError::LengthMismatch`] naming the buffer whose length is wrong;
+/// [`TensorError::InvalidArgument`] for an activation with `accumulate`.
+pub fn linear_packed(
+    x: &[f32],
+    weight: &PackedWeight,
+    rows: usize,
+    out: &mut [f32],
+    epilogue: Epilogue<'_>,
+) -> TensorResult<()> {
+    let (k, n) = (weight.in_features, weight.out_features);
+    #[cfg(not(feature = "gemm"))]
+    {
+        crate::ops::matmul::linear_with(
+            x,
+            weight.values(),
+            WeightLayout::InOut,
+            [rows, k, n],
+            out,
+            epilogue,
+        )
+    }
+    #[cfg(feature = "gemm")]
+    {
+        let expected = checked_mul("linear", "input [rows, in_features]", rows, k)?;
+        check_len("linear", "input [rows, in_features]", expected, x.len())?;
+        let expected = checked_mul("linear", "output [rows, out_features]", rows, n)?;
+        check_len("linear", "output [rows, out_features]", expected, out.len())?;
+        if let Some(b) = epilogue.bias {
+            check_len("linear", "bias [out_features]", n, b.len())?;
+        }
+        if epilogue.accumulate && epilogue.activation.is_some() {
+            return Err(TensorError::InvalidArgument {
+                op: "linear",
+                what: "epilogue",
+                value: format!("{epilogue:?}"),
+                reason: "an activation cannot follow an accumulation",
+            });
+        }
+        if rows == 0 || n == 0 {
+            return Ok(());
+        }
+        if k == 0 {
+            return empty_inner(rows, n, out, epilogue);
+        }
+        packed_product(kernels::kernel_path(), x, weight, rows, out, epilogue);
+        Ok(())
+    }
+}
+
+/// `x · Wᵀ` with no inner dimension: the epilogue of a zero product.
+#[cfg(feature = "gemm")]
+fn empty_inner(rows: usize, n: usize, out: &mut [f32], epilogue: Epilogue<'_>) -> TensorResult<()> {
+    for row in out.chunks_exact_mut(n).take(rows) {
+        for (j, o) in row.iter_mut().enumerate() {
+            let b = epilogue.bias.map_or(0.0, |b| b[j]);
+            *o = if epilogue.accumulate { *o + b } else { b };
+        }
+        if let Some(act) = epilogue.activation {
+            act.apply_chunk(row);
+        }
+    }
+    Ok(())
+}
+
+/// The product on `path`, on checked buffers, split across the rayon threads.
+#[cfg(feature = "gemm")]
+fn packed_product(
+    path: KernelPath,
+    x: &[f32],
+    w: &PackedWeight,
+    rows: usize,
+    out: &mut [f32],
+    epilogue: Epilogue<'_>,
+) {
+    let (k, n) = (w.in_features, w.out_features);
+    let panels = n.div_ceil(PANEL);
+    let threads = rayon::current_num_threads();
+    let flops = 2usize
+        .saturating_mul(rows)
+        .saturating_mul(k)
+        .saturating_mul(n);
+    if threads <= 1 || flops < PARALLEL_MIN_FLOPS {
+        return block(path, x, w, rows, 0..panels, out, n, epilogue);
+    }
+    if rows >= threads * MIN_ROWS_PER_TASK {
+        let chunk = rows.div_ceil(threads).next_multiple_of(path.max_rows());
+        out.par_chunks_mut(chunk * n)
+            .zip(x.par_chunks(chunk * k))
+            .for_each(|(o, xi)| block(path, xi, w, o.len() / n, 0..panels, o, n, epilogue));
+        return;
+    }
+    // Columns: panel groups shared out among the threads, each into its own buffer.
+    let step = path.max_panels();
+    let groups = panels.div_ceil(step);
+    let per = groups.div_ceil(threads);
+    let parts: Vec<(usize, usize, Vec<f32>)> = (0..threads)
+        .into_par_iter()
+        .filter_map(|t| {
+            let p0 = (t * per * step).min(panels);
+            let p1 = ((t + 1) * per * step).min(panels);
+            if p0 >= p1 {
+                return None;
+            }
+            let (j0, j1) = (p0 * PANEL, (p1 * PANEL).min(n));
+            let mut part = vec![0.0f32; rows * (j1 - j0)];
+            let part_epilogue = Epilogue {
+                accumulate: false,
+                ..epilogue
+            };
+            block(path, x, w, rows, p0..p1, &mut part, j1 - j0, part_epilogue);
+            Some((j0, j1, part))
+        })
+        .collect();
+    for (j0, j1, part) in parts {
+        for (p, o) in part.chunks_exact(j1 - j0).zip(out.chunks_exact_mut(n)) {
+            let o = &mut o[j0..j1];
+            if epilogue.accumulate {
+                o.iter_mut().zip(p).for_each(|(o, &v)| *o += v);
+            } else {
+                o.copy_from_slice(p);
+            }
+        }
+    }
+}
+
+/// Columns `panels · 16` (clipped to `out_features`) of `x · Wᵀ` with the epilogue, into
+/// `out` `[rows, ldo]` whose column 0 is the first column of `panels`.
+#[cfg(feature = "gemm")]
+#[allow(clippy::too_many_arguments)]
+fn block(
+    path: KernelPath,
+    x: &[f32],
+    w: &PackedWeight,
+    rows: usize,
+    panels: std::ops::Range<usize>,
+    out: &mut [f32],
+    ldo: usize,
+    epilogue: Epilogue<'_>,
+) {
+    let (k, n) = (w.in_features, w.out_features);
+    let panel_stride = k * PANEL;
+    let packed = w.values();
+    let c0 = panels.start * PANEL;
+    let c1 = (panels.end * PANEL).min(n);
+    let step = path.max_panels();
+    let mut acc: Tile = [0.0; MAX_ROWS * TILE_STRIDE];
+    let (mc, slice) = (MC, k.div_ceil(k.div_ceil(KC)));
+    let tile_rows = path.max_rows();
+    // One [MC, KC] block of `x`, tile by tile, each tile `[kc, rows]` (see `kernels::tile`).
+    let mut a_block = vec![0.0f32; mc.min(rows) * slice];
+    for m0 in (0..rows).step_by(mc) {
+        let m1 = (m0 + mc).min(rows);
+        for k0 in (0..k).step_by(slice) {
+            let kc = slice.min(k - k0);
+            let first = k0 == 0;
+            pack_a(x, k, m0..m1, k0..k0 + kc, tile_rows, &mut a_block);
+            for p in panels.clone().step_by(step) {
+                let pc = step.min(panels.end - p);
+                let b = &packed[p * panel_stride + k0 * PANEL..];
+                let (j0, j1) = (p * PANEL, ((p + pc) * PANEL).min(n));
+                let bias = epilogue.bias.map(|b| &b[j0..j1]);
+                for r0 in (m0..m1).step_by(tile_rows) {
+                    let rr = tile_rows.min(m1 - r0);
+                    let a = &a_block[(r0 - m0) * kc..(r0 - m0 + rr) * kc];
+                    kernels::tile(path, a, rr, b, panel_stride, pc, kc, &mut acc);
+                    for r in 0..rr {
+                        let t = &acc[r * TILE_STRIDE..r * TILE_STRIDE + (j1 - j0)];
+                        let o0 = (r0 + r) * ldo + (j0 - c0);
+                        let o = &mut out[o0..o0 + (j1 - j0)];
+                        match (first, first && epilogue.accumulate, bias) {
+                            (true, false, Some(b)) => o
+                                .iter_mut()
+                                .zip(t)
+                                .zip(b)
+                                .for_each(|((o, &t), &b)| *o = t + b),
+                            (true, false, None) => o.copy_from_slice(t),
+                            (true, true, Some(b)) => o
+                                .iter_mut()
+                                .zip(t)
+                                .zip(b)
+                                .for_each(|((o, &t), &b)| *o += t + b),
+                            _ => o.iter_mut().zip(t).for_each(|(o, &t)| *o += t),
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(act) = epilogue.activation {
+            for r in m0..m1 {
+                act.apply_chunk(&mut out[r * ldo..r * ldo + (c1 - c0)]);
+            }
+        }
+    }
+}
+
+/// Packs `x[rows, cols]` (row stride `k`) into `dst` tile by tile: the tile of rows
+/// `r0..r0 + rr` (`rr = min(tile_rows, …)`) starts at `(r0 − rows.start) · cols.len()` and
+/// holds `x[r0 + r][cols.start + c]` at `c · rr + r`.
+#[cfg(feature = "gemm")]
+fn pack_a(
+    x: &[f32],
+    k: usize,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    tile_rows: usize,
+    dst: &mut [f32],
+) {
+    let kc = cols.len();
+    for r0 in rows.clone().step_by(tile_rows) {
+        let rr = tile_rows.min(rows.end - r0);
+        let tile = &mut dst[(r0 - rows.start) * kc..(r0 - rows.start + rr) * kc];
+        for r in 0..rr {
+            let src = &x[(r0 + r) * k + cols.start..(r0 + r) * k + cols.end];
+            for (c, &v) in src.iter().enumerate() {
+                tile[c * rr + r] = v;
+            }
+        }
+    }
+}
+
+/// Runs `f` on every kernel path this CPU supports, for tests.
+#[cfg(all(test, feature = "gemm"))]
+fn on_every_path(mut f: impl FnMut(KernelPath)) {
+    for p in KernelPath::supported() {
+        f(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::naive_matmul;
+    use crate::{Activation, LcgRng, TensorError};
+    use proptest::prelude::*;
+
+    fn reference(
+        x: &[f32],
+        wt: &[f32],
+        bias: Option<&[f32]>,
+        base: Option<&[f32]>,
+        act: Option<Activation>,
+        [m, k, n]: [usize; 3],
+    ) -> Vec<f32> {
+        let mut y = naive_matmul(x, wt, m, k, n);
+        for (i, v) in y.iter_mut().enumerate() {
+            *v += bias.map_or(0.0, |b| b[i % n]) + base.map_or(0.0, |b| b[i]);
+        }
+        if let Some(a) = act {
+            a.apply_inplace(&mut y);
+        }
+        y
+    }
+
+    #[test]
+    fn packing_round_trips_both_layouts() {
+        let (k, n) = (5, 19);
+        let wt: Vec<f32> = (0..k * n).map(|i| i as f32).collect();
+        let p = PackedWeight::pack(&wt, WeightLayout::InOut, k, n).unwrap();
+        assert_eq!(p.to_in_out(), wt);
+        let w = p.to_out_in();
+        assert_eq!(w[3 * k + 2], wt[2 * n + 3]);
+        let q = PackedWeight::pack(&w, WeightLayout::OutIn, k, n).unwrap();
+        assert_eq!(q.values(), p.values());
+        assert_eq!(q.clone().values(), p.values());
+        assert_eq!(p.values().as_ptr().align_offset(64), 0);
+        let err = PackedWeight::pack(&wt[1..], WeightLayout::InOut, k, n).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TensorError::LengthMismatch {
+                    expected: 95,
+                    got: 94,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_buffers_are_named() {
+        let p = PackedWeight::pack(&[0.0; 6], WeightLayout::InOut, 2, 3).unwrap();
+        let err = linear_packed(&[0.0; 5], &p, 3, &mut [0.0; 9], Epilogue::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("input [rows, in_features]"),
+            "{err}"
+        );
+        let err = linear_packed(&[0.0; 6], &p, 3, &mut [0.0; 8], Epilogue::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("output [rows, out_features]"),
+            "{err}"
+        );
+        let bad = Epilogue {
+            bias: Some(&[0.0; 2]),
+            ..Default::default()
+        };
+        let err = linear_packed(&[0.0; 6], &p, 3, &mut [0.0; 9], bad).unwrap_err();
+        assert!(err.to_string().contains("bias"), "{err}");
+    }
+
+    fn case(
+        m: usize,
+        k: usize,
+        n: usize,
+        bias: bool,
+        accumulate: bool,
+        act: bool,
+        seed: u64,
+    ) -> Result<(), TestCaseError> {
+        let mut rng = LcgRng::new(seed);
+        let x: Vec<f32> = (0..m * k).map(|_| rng.uniform() - 0.5).collect();
+        let wt: Vec<f32> = (0..k * n).map(|_| rng.uniform() - 0.5).collect();
+        let b: Vec<f32> = (0..n).map(|_| rng.uniform() - 0.5).collect();
+        let base: Vec<f32> = (0..m * n).map(|_| rng.uniform() - 0.5).collect();
+        let act = (act && !accumulate).then_some(Activation::QuickGelu);
+        let epi = Epilogue {
+            bias: bias.then_some(&b[..]),
+            activation: act,
+            accumulate,
+        };
+        let want = reference(
+            &x,
+            &wt,
+            epi.bias,
+            accumulate.then_some(&base[..]),
+            act,
+            [m, k, n],
+        );
+        let p = PackedWeight::pack(&wt, WeightLayout::InOut, k, n).unwrap();
+        let check = |label: &str| -> Result<(), TestCaseError> {
+            let mut out = if accumulate {
+                base.clone()
+            } else {
+                vec![f32::NAN; m * n]
+            };
+            linear_packed(&x, &p, m, &mut out, epi).unwrap();
+            for (i, (g, w)) in out.iter().zip(&want).enumerate() {
+                prop_assert!(
+                    (g - w).abs() <= 2e-5 * (k as f32).sqrt().max(1.0),
+                    "{label} at {i}: {g} vs {w}"
+                );
+            }
+            Ok(())
+        };
+        #[cfg(feature = "gemm")]
+        {
+            let mut res = Ok(());
+            on_every_path(|path| {
+                crate::kernels::force_kernel_path(Some(path)).unwrap();
+                if res.is_ok() {
+                    res = check(path.name());
+                }
+            });
+            crate::kernels::force_kernel_path(None).unwrap();
+            res
+        }
+        #[cfg(not(feature = "gemm"))]
+        check("matrixmultiply")
+    }
+
+    proptest! {
+        /// Tails in every dimension (rows past a tile, columns past a panel, the inner
+        /// dimension past a KC slice), every epilogue, every kernel path.
+        #[test]
+        fn packed_linear_matches_naive(m in 1usize..20, k in 1usize..300, n in 1usize..80, bias: bool, accumulate: bool, act: bool, seed: u64) {
+            case(m, k, n, bias, accumulate, act, seed)?;
+        }
+    }
+
+    /// Shapes that take the row split and the column split across threads.
+    #[test]
+    fn both_thread_splits_match_naive() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            case(7, 520, 200, true, false, true, 1).unwrap(); // columns, KC tail
+            case(300, 64, 100, true, true, false, 2).unwrap(); // rows, accumulate
+            case(301, 70, 33, false, false, false, 3).unwrap(); // rows, ragged chunks
+            case(5, 1700, 40, true, true, false, 4).unwrap(); // three inner slices, accumulate
+        });
+    }
+
+    #[test]
+    fn an_empty_inner_dimension_gives_the_bias() {
+        let p = PackedWeight::pack(&[], WeightLayout::InOut, 0, 3).unwrap();
+        let mut out = [1.0f32; 6];
+        let epi = Epilogue {
+            bias: Some(&[1.0, 2.0, 3.0]),
+            accumulate: true,
+            ..Default::default()
+        };
+        linear_packed(&[], &p, 2, &mut out, epi).unwrap();
+        assert_eq!(out, [2.0, 3.0, 4.0, 2.0, 3.0, 4.0]);
+    }
+}
