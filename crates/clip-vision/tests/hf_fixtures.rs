@@ -48,6 +48,24 @@ fn tiny_gelu_tanh_matches_transformers() {
     check_fixture(TINY[2]);
 }
 
+/// Each micro-kernel path this CPU has (AVX-512, AVX2 + FMA, portable), forced in turn,
+/// keeps the same tolerance. (Forcing is process-wide: tests running meanwhile take the
+/// forced path too, which they pass on as well.)
+#[test]
+fn every_kernel_path_matches_transformers() {
+    use clip_vision::kernels::{force_kernel_path, kernel_path, KernelPath};
+    let paths = KernelPath::supported();
+    assert!(paths.contains(&KernelPath::Generic));
+    for path in paths {
+        force_kernel_path(Some(path)).unwrap();
+        assert_eq!(kernel_path(), path);
+        for name in TINY {
+            check_fixture(name);
+        }
+    }
+    force_kernel_path(None).unwrap();
+}
+
 #[test]
 fn batch_results_equal_single_results() {
     for name in TINY {
