@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Make the fixtures of clip-preprocess's two opt-in decoding options from PIL itself.
 
-    python3 scripts/make_decode_fixtures.py     # rewrite fixtures/images/exif/, fast_decode.json
+    python3 scripts/make_decode_fixtures.py     # rewrite fixtures/exif/, fixtures/images/fast_decode.json
 
 Same pinned environment as make_image_fixtures.py (scripts/requirements.txt).
 
-fixtures/images/exif/ (`--exif-transpose`, PIL's `ImageOps.exif_transpose`):
+fixtures/exif/ (`--exif-transpose`, PIL's `ImageOps.exif_transpose`):
     orientation_<n>.jpg   n = 1..8: one 24×16 colour pattern, the same JPEG data each time,
                           with EXIF orientation n (IFD0 tag 0x0112, SHORT)
     xmp_orientation_6.jpg the same pattern, orientation 6 only in an XMP packet
@@ -32,7 +32,7 @@ from transformers import CLIPImageProcessorPil
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "fixtures" / "images"
-EXIF_DIR = IMAGES / "exif"
+EXIF_DIR = ROOT / "fixtures" / "exif"
 JPEGS = [
     "astronaut.jpg",
     "camera_grey.jpg",

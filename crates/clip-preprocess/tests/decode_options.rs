@@ -205,7 +205,7 @@ fn synthetic_photo_is_decoded_at_an_eighth_and_the_pixel_limit_uses_the_full_siz
 
 #[test]
 fn exif_orientations_match_pils_exif_transpose() {
-    let dir = images_dir().join("exif");
+    let dir = images_dir().join("../exif");
     let transpose = DecodeOptions {
         exif_transpose: true,
         ..DecodeOptions::default()
@@ -286,7 +286,7 @@ fn entry(tag: u16, kind: u16, count: u32, value: u16) -> [u8; 12] {
 
 #[test]
 fn hostile_exif_gives_no_orientation_and_never_panics() {
-    let dir = images_dir().join("exif");
+    let dir = images_dir().join("../exif");
     // Stripped of its own EXIF: decode the plain file's bytes and re-insert segments.
     let plain = std::fs::read(dir.join("xmp_orientation_6.jpg")).unwrap();
     let plain = {

@@ -316,7 +316,7 @@ fn fast_decode_and_exif_transpose_are_off_by_default_and_plumbed_through() {
     assert!(both.processor().fast_decode() && both.processor().exif_transpose());
     // An orientation-6 JPEG: its vector with the option is the vector of PIL's transposed
     // pixels (the committed PNG), without it that of the stored pixels.
-    let exif = fixtures_dir().join("images/exif");
+    let exif = fixtures_dir().join("exif");
     let rotated = ImageEmbedder::builder(model_dir("demo"))
         .exif_transpose(true)
         .build()
