@@ -8,8 +8,16 @@
 //! with the same defaults, and decodes bit-identically to PIL. By default it is built without
 //! SIMD, so no `nasm` is needed; the `jpeg-simd` cargo feature turns libjpeg-turbo's SIMD
 //! kernels on when `nasm` is installed (about twice as fast on large photos, same pixels:
-//! the fixture tests pass either way). DCT-domain downscaling (`scale_num/denom`) would be
-//! much faster still but changes the pixels, so it is not used.
+//! the fixture tests pass either way).
+//!
+//! **Fast decoding (opt-in).** By default every JPEG is decoded at full size, as
+//! `Image.open` does. [`DecodeOptions::draft`] turns on libjpeg's DCT-domain downscaling by
+//! 1/2, 1/4 or 1/8 with the rule of PIL's `JpegImageFile.draft(mode, size)` ([`draft_scale`]):
+//! the largest scale that keeps each side at or above the requested size. That decodes a
+//! 12-megapixel photo several times faster, and the pixels are those of PIL's `draft` (the
+//! same libjpeg IDCTs), not those of a full decode: after the 224-pixel resize they differ
+//! from the exact path by a few levels (docs/performance.md). Other formats are unaffected;
+//! the decompression-bomb check still uses the header's full size.
 //!
 //! **Why `catch_unwind`.** `mozjpeg` reports libjpeg's fatal errors (corrupt headers,
 //! impossible dimensions, broken Huffman tables…) by unwinding out of libjpeg's `error_exit`
@@ -22,9 +30,19 @@
 //! handed to libjpeg records when it runs dry.
 //!
 //! CMYK and YCCK JPEGs are decoded to CMYK and converted with PIL's `CMYK;I` + `cmyk2rgb`
-//! (see `convert`); greyscale JPEGs stay greyscale (`Luma8`). EXIF orientation is not applied:
-//! neither `Image.open` nor the processor applies it (only `transformers.image_utils.
-//! load_image` does).
+//! (see `convert`); greyscale JPEGs stay greyscale (`Luma8`).
+//!
+//! **EXIF orientation (opt-in).** By default it is not applied: neither `Image.open` nor the
+//! processor applies it (only `transformers.image_utils.load_image` does).
+//! [`DecodeOptions::exif_transpose`] applies it after decoding, as PIL's
+//! `ImageOps.exif_transpose`: orientation 2 mirrors, 3 rotates 180°, 4 flips, 5 transposes,
+//! 6 rotates 90° clockwise, 7 transverses, 8 rotates 90° counter-clockwise; 1, a missing
+//! tag and any other value change nothing. For JPEG the tag is read from the `Exif` APP1
+//! segments (concatenated, as PIL does) with `image::metadata::Orientation::from_exif_chunk`
+//! (a bounded reader: a short or inconsistent chunk gives no orientation, never a panic),
+//! and, lacking it, from the XMP packet's `tiff:Orientation` as PIL does; for PNG, WebP and
+//! TIFF from the `image` crate's decoder (EXIF only). A tag stored as a LONG rather than a
+//! SHORT, which PIL honours, is ignored here.
 //!
 //! **Decompression bombs.** Every decoder first reads the header; an image with more pixels
 //! than the limit (default [`DEFAULT_MAX_PIXELS`], PIL's error threshold `2 ×
@@ -33,8 +51,9 @@
 
 use crate::convert::jpeg_cmyk_to_rgb;
 use crate::error::{PreprocessError, PreprocessResult};
+use image::metadata::Orientation;
 use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
-use mozjpeg::{ColorSpace, Decompress};
+use mozjpeg::{ColorSpace, Decompress, Marker};
 use std::cell::Cell;
 use std::io::{BufRead, Cursor, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -51,6 +70,58 @@ pub const MAX_FILE_BYTES: u64 = 1 << 30;
 /// The formats this build reads, for error messages.
 const SUPPORTED: &str = "JPEG, PNG, WebP, GIF, BMP and TIFF";
 
+/// How an image file is decoded ([`open_with`], [`decode_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// The decompression-bomb limit, in pixels, checked against the header's full size.
+    pub max_pixels: u64,
+    /// `Some((width, height))`: decode JPEGs downscaled in the DCT domain as PIL's
+    /// `Image.draft("RGB", (width, height))` does (scale [`draft_scale`]); `None` (the
+    /// default): full size, as `Image.open`.
+    pub draft: Option<(u32, u32)>,
+    /// Apply the EXIF orientation as PIL's `ImageOps.exif_transpose` (default `false`).
+    pub exif_transpose: bool,
+}
+
+impl DecodeOptions {
+    /// `Image.open`'s decoding under a pixel limit: full size, orientation ignored.
+    pub const fn exact(max_pixels: u64) -> Self {
+        Self {
+            max_pixels,
+            draft: None,
+            exif_transpose: false,
+        }
+    }
+}
+
+impl Default for DecodeOptions {
+    /// [`DecodeOptions::exact`] with [`DEFAULT_MAX_PIXELS`].
+    fn default() -> Self {
+        Self::exact(DEFAULT_MAX_PIXELS)
+    }
+}
+
+/// The DCT scale denominator (1, 2, 4 or 8) PIL's `JpegImageFile.draft(mode, requested)`
+/// picks for a `width × height` JPEG: `scale = min(width // rw, height // rh)`, then the
+/// largest of 8, 4, 2, 1 not above it. The decoded image is then
+/// `⌈width / s⌉ × ⌈height / s⌉`, each side at least the requested one when the image has it.
+/// A zero in `requested` (PIL divides by zero) gives 1.
+///
+/// ```
+/// use clip_preprocess::decode::draft_scale;
+/// assert_eq!(draft_scale(4000, 3000, (224, 224)), 8); // 3000 // 224 = 13
+/// assert_eq!(draft_scale(640, 480, (224, 224)), 2); // 480 // 224 = 2
+/// assert_eq!(draft_scale(447, 1000, (224, 224)), 1); // 447 // 224 = 1
+/// ```
+pub fn draft_scale(width: u32, height: u32, requested: (u32, u32)) -> u32 {
+    let (rw, rh) = requested;
+    if rw == 0 || rh == 0 {
+        return 1;
+    }
+    let scale = (width / rw).min(height / rh);
+    [8, 4, 2].into_iter().find(|&s| scale >= s).unwrap_or(1)
+}
+
 /// Reads and decodes an image file, refusing more than `max_pixels` pixels from its header.
 ///
 /// # Errors
@@ -59,6 +130,14 @@ const SUPPORTED: &str = "JPEG, PNG, WebP, GIF, BMP and TIFF";
 /// [`MAX_FILE_BYTES`], an empty or non-image file, an unsupported format, corrupt or truncated data;
 /// [`PreprocessError::ImageTooLarge`] past the limit. Each names the file.
 pub fn open(path: &Path, max_pixels: u64) -> PreprocessResult<DynamicImage> {
+    open_with(path, &DecodeOptions::exact(max_pixels))
+}
+
+/// Reads and decodes an image file as `options` say.
+///
+/// # Errors
+/// As [`open`], with `options.max_pixels` as the limit.
+pub fn open_with(path: &Path, options: &DecodeOptions) -> PreprocessResult<DynamicImage> {
     let meta = std::fs::metadata(path).map_err(|e| PreprocessError::io(path, e))?;
     if meta.is_dir() {
         return Err(image_error(path, "is a directory, not an image file"));
@@ -89,7 +168,7 @@ pub fn open(path: &Path, max_pixels: u64) -> PreprocessResult<DynamicImage> {
             "grew past the size limit while it was read",
         ));
     }
-    decode(&bytes, path, max_pixels)
+    decode_with(&bytes, path, options)
 }
 
 /// Decodes an encoded image held in memory; `path` only names it in errors.
@@ -97,6 +176,18 @@ pub fn open(path: &Path, max_pixels: u64) -> PreprocessResult<DynamicImage> {
 /// # Errors
 /// As [`open`], except for reading the file.
 pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> PreprocessResult<DynamicImage> {
+    decode_with(bytes, path, &DecodeOptions::exact(max_pixels))
+}
+
+/// Decodes an encoded image held in memory as `options` say; `path` only names it in errors.
+///
+/// # Errors
+/// As [`decode`], with `options.max_pixels` as the limit.
+pub fn decode_with(
+    bytes: &[u8],
+    path: &Path,
+    options: &DecodeOptions,
+) -> PreprocessResult<DynamicImage> {
     if bytes.is_empty() {
         return Err(image_error(path, "empty file"));
     }
@@ -109,7 +200,7 @@ pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> PreprocessResult<Dy
         ));
     };
     match format {
-        ImageFormat::Jpeg => decode_jpeg(bytes, path, max_pixels),
+        ImageFormat::Jpeg => decode_jpeg(bytes, path, options),
         ImageFormat::Png
         | ImageFormat::WebP
         | ImageFormat::Gif
@@ -118,7 +209,7 @@ pub fn decode(bytes: &[u8], path: &Path, max_pixels: u64) -> PreprocessResult<Dy
             // The `image` crate's decoders report errors as values; a panic in one of them
             // (a bug, on hostile input) still costs only this image, never the caller's run.
             catch_unwind(AssertUnwindSafe(|| {
-                decode_with_image_crate(bytes, format, path, max_pixels)
+                decode_with_image_crate(bytes, format, path, options)
             }))
             .unwrap_or_else(|_| {
                 Err(image_error(
@@ -164,8 +255,9 @@ fn decode_with_image_crate(
     bytes: &[u8],
     format: ImageFormat,
     path: &Path,
-    max_pixels: u64,
+    options: &DecodeOptions,
 ) -> PreprocessResult<DynamicImage> {
+    let max_pixels = options.max_pixels;
     let decode_err = |e: image::ImageError| image_error(path, &e.to_string());
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     // Our pixel check comes first; this only keeps decoders' own scratch buffers bounded
@@ -173,10 +265,56 @@ fn decode_with_image_crate(
     let mut limits = Limits::default();
     limits.max_alloc = Some(max_pixels.saturating_mul(8).max(512 << 20));
     reader.limits(limits);
-    let decoder = reader.into_decoder().map_err(decode_err)?;
+    let mut decoder = reader.into_decoder().map_err(decode_err)?;
     let (width, height) = decoder.dimensions();
     check_dimensions(path, width, height, max_pixels)?;
-    DynamicImage::from_decoder(decoder).map_err(decode_err)
+    // Unreadable metadata is no orientation, as PIL ignores a broken EXIF block.
+    let orientation = if options.exif_transpose {
+        decoder.orientation().unwrap_or(Orientation::NoTransforms)
+    } else {
+        Orientation::NoTransforms
+    };
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+/// The orientation PIL's `getexif()` gives a JPEG whose markers `markers` holds: from the
+/// `Exif` APP1 segments (their payloads concatenated, as `JpegImagePlugin` does), else from
+/// the last XMP packet's first `tiff:Orientation="d"` / `tiff:Orientation>d`.
+fn jpeg_orientation<'a>(
+    markers: impl Iterator<Item = mozjpeg::decompress::MarkerData<'a>>,
+) -> Orientation {
+    let mut exif: Vec<u8> = Vec::new();
+    let mut xmp: Option<&[u8]> = None;
+    for m in markers {
+        if m.marker != Marker::APP(1) {
+            continue;
+        }
+        if let Some(payload) = m.data.strip_prefix(b"Exif\0\0") {
+            exif.extend_from_slice(payload);
+        } else if let Some(packet) = m.data.strip_prefix(b"http://ns.adobe.com/xap/1.0/\0") {
+            xmp = Some(packet);
+        }
+    }
+    if let Some(o) = Orientation::from_exif_chunk(&exif) {
+        return o;
+    }
+    xmp.and_then(xmp_orientation)
+        .unwrap_or(Orientation::NoTransforms)
+}
+
+/// PIL's `re.search(rb'tiff:Orientation(="|>)([0-9])', xmp)`, as an orientation.
+fn xmp_orientation(xmp: &[u8]) -> Option<Orientation> {
+    const KEY: &[u8] = b"tiff:Orientation";
+    let digit = (0..xmp.len().saturating_sub(KEY.len())).find_map(|i| {
+        let rest = xmp[i..].strip_prefix(KEY)?;
+        let rest = rest
+            .strip_prefix(b"=\"")
+            .or_else(|| rest.strip_prefix(b">"))?;
+        rest.first().filter(|d| d.is_ascii_digit()).copied()
+    })?;
+    Orientation::from_exif(digit - b'0')
 }
 
 /// A `BufRead` over the file's bytes that records whether libjpeg asked for more than there
@@ -215,11 +353,15 @@ enum JpegFailure {
     Io(std::io::Error),
 }
 
-fn decode_jpeg(bytes: &[u8], path: &Path, max_pixels: u64) -> PreprocessResult<DynamicImage> {
+fn decode_jpeg(
+    bytes: &[u8],
+    path: &Path,
+    options: &DecodeOptions,
+) -> PreprocessResult<DynamicImage> {
     let ran_dry = Cell::new(false);
     // AssertUnwindSafe: on unwind nothing captured is used again except `ran_dry`, a flag.
     let result = catch_unwind(AssertUnwindSafe(|| {
-        decode_jpeg_inner(bytes, path, max_pixels, &ran_dry)
+        decode_jpeg_inner(bytes, path, options, &ran_dry)
     }));
     match result {
         Ok(Ok(image)) if ran_dry.get() => {
@@ -250,15 +392,24 @@ fn decode_jpeg(bytes: &[u8], path: &Path, max_pixels: u64) -> PreprocessResult<D
 fn decode_jpeg_inner(
     bytes: &[u8],
     path: &Path,
-    max_pixels: u64,
+    options: &DecodeOptions,
     ran_dry: &Cell<bool>,
 ) -> Result<DynamicImage, JpegFailure> {
     let reader = FlaggingReader {
         data: bytes,
         ran_dry,
     };
+    // APP1 holds EXIF and XMP; other markers are skipped unread.
+    let markers: &[Marker] = if options.exif_transpose {
+        &[Marker::APP(1)]
+    } else {
+        &[]
+    };
     // Reads the header only.
-    let header = Decompress::new_reader(reader).map_err(JpegFailure::Io)?;
+    let mut header = Decompress::builder()
+        .with_markers(markers)
+        .from_reader(reader)
+        .map_err(JpegFailure::Io)?;
     let (w, h) = header.size();
     let (width, height) = match (u32::try_from(w), u32::try_from(h)) {
         (Ok(w), Ok(h)) => (w, h),
@@ -269,11 +420,26 @@ fn decode_jpeg_inner(
             )))
         }
     };
-    check_dimensions(path, width, height, max_pixels).map_err(JpegFailure::Vision)?;
+    check_dimensions(path, width, height, options.max_pixels).map_err(JpegFailure::Vision)?;
+    let orientation = if options.exif_transpose {
+        jpeg_orientation(header.markers())
+    } else {
+        Orientation::NoTransforms
+    };
+    let scale = options.draft.map_or(1, |r| draft_scale(width, height, r));
+    if scale > 1 {
+        // libjpeg scales by scale_num / 8; 8 / s gives exactly PIL's 1 / s.
+        header.scale((8 / scale) as u8);
+    }
+    // libjpeg's output size, ⌈side / scale⌉ (the full size when not scaled).
+    let out_size = |w: usize, h: usize| (u32::try_from(w).ok(), u32::try_from(h).ok());
     let too_big = || JpegFailure::Vision(image_error(path, "decoded JPEG has an unexpected size"));
-    match header.color_space() {
+    let mut image = match header.color_space() {
         ColorSpace::JCS_GRAYSCALE => {
             let mut started = header.grayscale().map_err(JpegFailure::Io)?;
+            let (Some(width), Some(height)) = out_size(started.width(), started.height()) else {
+                return Err(too_big());
+            };
             let pixels: Vec<u8> = started.read_scanlines().map_err(JpegFailure::Io)?;
             started.finish().map_err(JpegFailure::Io)?;
             GrayImage::from_raw(width, height, pixels)
@@ -284,6 +450,9 @@ fn decode_jpeg_inner(
             let mut started = header
                 .to_colorspace(ColorSpace::JCS_CMYK)
                 .map_err(JpegFailure::Io)?;
+            let (Some(width), Some(height)) = out_size(started.width(), started.height()) else {
+                return Err(too_big());
+            };
             let cmyk: Vec<u8> = started.read_scanlines().map_err(JpegFailure::Io)?;
             started.finish().map_err(JpegFailure::Io)?;
             RgbImage::from_raw(width, height, jpeg_cmyk_to_rgb(&cmyk))
@@ -292,13 +461,18 @@ fn decode_jpeg_inner(
         }
         _ => {
             let mut started = header.rgb().map_err(JpegFailure::Io)?;
+            let (Some(width), Some(height)) = out_size(started.width(), started.height()) else {
+                return Err(too_big());
+            };
             let pixels: Vec<u8> = started.read_scanlines().map_err(JpegFailure::Io)?;
             started.finish().map_err(JpegFailure::Io)?;
             RgbImage::from_raw(width, height, pixels)
                 .map(DynamicImage::ImageRgb8)
                 .ok_or_else(too_big)
         }
-    }
+    }?;
+    image.apply_orientation(orientation);
+    Ok(image)
 }
 
 #[cfg(test)]

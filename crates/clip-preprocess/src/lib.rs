@@ -23,8 +23,12 @@
 //! only the crop window of the resized image is computed, which is faster and bounds memory
 //! for extreme aspect ratios, without changing a value.
 //!
-//! Known differences from transformers: EXIF orientation is ignored (as `Image.open` +
-//! processor ignore it); 16-bit greyscale, which PIL clips to 255, keeps its high byte;
+//! Two opt-in departures, both off by default ([`decode`]): JPEG DCT-domain downscaling
+//! as PIL's `Image.draft` ([`ImageProcessor::with_fast_decode`]), and EXIF orientation as
+//! PIL's `ImageOps.exif_transpose` ([`ImageProcessor::with_exif_transpose`]).
+//!
+//! Known differences from transformers: EXIF orientation is ignored by default (as
+//! `Image.open` + processor ignore it); 16-bit greyscale, which PIL clips to 255, keeps its high byte;
 //! only `resample` 3 (bicubic) and 2 (bilinear) are implemented; `size` with
 //! `longest_edge` or `max_height`/`max_width` is refused.
 //!

@@ -1,10 +1,10 @@
 //! `ImageProcessor`: decode → RGB → resize → center crop → rescale → normalise, as HF
 //! `CLIPImageProcessor` with the PIL backend computes it.
 
-use crate::config::PreprocessorConfig;
+use crate::config::{PreprocessorConfig, ResizeTarget};
 use crate::convert::to_rgb8;
 use crate::crop::{place, CropAxis};
-use crate::decode::{self, DEFAULT_MAX_PIXELS};
+use crate::decode::{self, DecodeOptions, DEFAULT_MAX_PIXELS};
 use crate::error::{PreprocessError, PreprocessResult};
 use crate::normalize::Normalizer;
 use crate::resize::resize_rgb8_region;
@@ -37,6 +37,8 @@ pub struct ImageProcessor {
     config: PreprocessorConfig,
     normalizer: Normalizer,
     max_pixels: u64,
+    fast_decode: bool,
+    exif_transpose: bool,
 }
 
 impl Default for ImageProcessor {
@@ -47,6 +49,8 @@ impl Default for ImageProcessor {
             normalizer: Normalizer::new(&config),
             config,
             max_pixels: DEFAULT_MAX_PIXELS,
+            fast_decode: false,
+            exif_transpose: false,
         }
     }
 }
@@ -62,6 +66,8 @@ impl ImageProcessor {
             normalizer: Normalizer::new(&config),
             config,
             max_pixels: DEFAULT_MAX_PIXELS,
+            fast_decode: false,
+            exif_transpose: false,
         })
     }
 
@@ -91,6 +97,49 @@ impl ImageProcessor {
         self.max_pixels
     }
 
+    /// The same processor with JPEG DCT-domain downscaling on or off (default off): files
+    /// are decoded as PIL's `Image.draft("RGB", size)` does, `size` the resize target
+    /// (`(n, n)` for a shortest edge `n`), then resized and cropped as always. Several
+    /// times faster on large photos; the pixels are no longer transformers' (a few levels
+    /// apart, docs/performance.md). Only JPEG files are affected, and only with `do_resize`.
+    pub fn with_fast_decode(mut self, fast_decode: bool) -> Self {
+        self.fast_decode = fast_decode;
+        self
+    }
+
+    /// Whether JPEGs are decoded downscaled ([`ImageProcessor::with_fast_decode`]).
+    pub fn fast_decode(&self) -> bool {
+        self.fast_decode
+    }
+
+    /// The same processor applying the EXIF orientation of image files after decoding, as
+    /// PIL's `ImageOps.exif_transpose` (default off: transformers' processor ignores it).
+    pub fn with_exif_transpose(mut self, exif_transpose: bool) -> Self {
+        self.exif_transpose = exif_transpose;
+        self
+    }
+
+    /// Whether files' EXIF orientation is applied ([`ImageProcessor::with_exif_transpose`]).
+    pub fn exif_transpose(&self) -> bool {
+        self.exif_transpose
+    }
+
+    /// How this processor decodes files: its pixel limit, the `Image.draft` size when fast
+    /// decoding is on (the resize target, as `(width, height)`), and the orientation flag.
+    pub fn decode_options(&self) -> DecodeOptions {
+        let cfg = &self.config;
+        let saturate = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let draft = (self.fast_decode && cfg.do_resize).then(|| match cfg.size {
+            ResizeTarget::ShortestEdge(n) => (saturate(n), saturate(n)),
+            ResizeTarget::Exact { height, width } => (saturate(width), saturate(height)),
+        });
+        DecodeOptions {
+            max_pixels: self.max_pixels,
+            draft,
+            exif_transpose: self.exif_transpose,
+        }
+    }
+
     /// The settings.
     pub fn config(&self) -> &PreprocessorConfig {
         &self.config
@@ -101,12 +150,13 @@ impl ImageProcessor {
         self.config.output_size(height, width)
     }
 
-    /// Decodes an image file under this processor's pixel limit (see [`crate::decode`]).
+    /// Decodes an image file under this processor's pixel limit, downscaled and oriented
+    /// when those options are on ([`ImageProcessor::decode_options`], [`crate::decode`]).
     ///
     /// # Errors
     /// As [`decode::open`].
     pub fn open(&self, path: impl AsRef<Path>) -> PreprocessResult<DynamicImage> {
-        decode::open(path.as_ref(), self.max_pixels)
+        decode::open_with(path.as_ref(), &self.decode_options())
     }
 
     /// Preprocesses one decoded image.
@@ -147,7 +197,7 @@ impl ImageProcessor {
     /// As [`decode::decode`] and [`ImageProcessor::preprocess`], naming `<in-memory image>`.
     pub fn preprocess_bytes(&self, bytes: &[u8]) -> PreprocessResult<Vec<f32>> {
         let path = Path::new(IN_MEMORY);
-        let image = decode::decode(bytes, path, self.max_pixels)?;
+        let image = decode::decode_with(bytes, path, &self.decode_options())?;
         let (levels, _, _) = self.levels(&image, path)?;
         Ok(self.normalizer.to_chw(&levels))
     }

@@ -60,6 +60,7 @@ pub(crate) fn run(args: EmbedArgs) -> Result<u8> {
         !args.no_normalize,
         args.batch_size as usize,
         args.threads.map(|t| t as usize),
+        args.decode,
     )?;
     let meta = Meta::for_embedder(&embedder, args.model.activation.as_deref())?;
 
@@ -155,6 +156,7 @@ fn run_layout(args: &EmbedArgs, dir: &Path) -> Result<u8> {
         true,
         args.batch_size as usize,
         args.threads.map(|t| t as usize),
+        args.decode,
     )?;
     let text = if args.embed_captions {
         let model = embedder

@@ -3,7 +3,8 @@
 //! ```text
 //! clip-vision embed --model DIR_OR_HUB_ID [--batch-size N] [--threads N]
 //!                   [--output FILE.npy|FILE.jsonl] [--kind image-embeds|pooled]
-//!                   [--no-normalize] [--resume] [--files-from FILE|-] PATH...
+//!                   [--no-normalize] [--resume] [--files-from FILE|-]
+//!                   [--fast-decode] [--exif-transpose] PATH...
 //! clip-vision similar --index FILE --query IMAGE [-k 10]
 //! clip-vision classify --model M --labels "a,b,c" [--labels-file F] [--template T]...
 //!                      [--top-k K] PATH...
@@ -92,10 +93,27 @@ pub(crate) struct ModelArgs {
     pub(crate) num_attention_heads: Option<u32>,
 }
 
+/// How image files are decoded: both off by default, as transformers decodes them.
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub(crate) struct DecodeArgs {
+    /// Decode JPEGs downscaled in the DCT domain by 1/2, 1/4 or 1/8 while the short side
+    /// stays at or above the resize target, as PIL's `Image.draft` (several times faster on
+    /// large photos; the vectors are no longer transformers' exactly, see
+    /// docs/performance.md).
+    #[arg(long)]
+    pub(crate) fast_decode: bool,
+    /// Apply each file's EXIF orientation before resizing, as PIL's
+    /// `ImageOps.exif_transpose` (transformers' processor ignores it).
+    #[arg(long)]
+    pub(crate) exif_transpose: bool,
+}
+
 #[derive(clap::Args)]
 struct EmbedArgs {
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    decode: DecodeArgs,
     /// Images per encoder batch.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     batch_size: u32,
@@ -213,11 +231,14 @@ pub(crate) fn build_embedder(
     normalize: bool,
     batch_size: usize,
     threads: Option<usize>,
+    decode: DecodeArgs,
 ) -> Result<ImageEmbedder> {
     let mut builder = ImageEmbedder::builder(&args.model)
         .load_options(load_options(args))
         .batch_size(batch_size)
-        .normalize(normalize);
+        .normalize(normalize)
+        .fast_decode(decode.fast_decode)
+        .exif_transpose(decode.exif_transpose);
     if let Some(kind) = kind {
         builder = builder.kind(kind);
     }
@@ -279,7 +300,12 @@ fn similar(args: &SimilarArgs) -> Result<u8> {
         num_attention_heads: meta.num_attention_heads,
     };
     let kind = EmbedKind::from_name(&meta.kind);
-    let embedder = build_embedder(&model_args, kind, meta.normalized, 1, None)?;
+    // The query is decoded as the index's images were.
+    let decode = DecodeArgs {
+        fast_decode: meta.fast_decode,
+        exif_transpose: meta.exif_transpose,
+    };
+    let embedder = build_embedder(&model_args, kind, meta.normalized, 1, None, decode)?;
     meta.check_weights(&output::meta_path(&args.index), embedder.fingerprint())?;
     let query = embedder
         .embed_paths(&[&args.query])
@@ -326,7 +352,14 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 fn info(args: &ModelArgs) -> Result<u8> {
-    let embedder = build_embedder(args, Some(EmbedKind::Pooled), false, 1, None)?;
+    let embedder = build_embedder(
+        args,
+        Some(EmbedKind::Pooled),
+        false,
+        1,
+        None,
+        DecodeArgs::default(),
+    )?;
     let (model, processor) = (embedder.encoder(), embedder.processor());
     let inspection = clip_vision::loader::inspect(Path::new(&args.model))?;
     let c = &model.config;

@@ -71,6 +71,12 @@ pub struct Meta {
     pub normalized: bool,
     /// Row width.
     pub dim: usize,
+    /// `--fast-decode` (false in outputs written before the option existed).
+    #[serde(default)]
+    pub fast_decode: bool,
+    /// `--exif-transpose` (false in outputs written before the option existed).
+    #[serde(default)]
+    pub exif_transpose: bool,
 }
 
 impl Meta {
@@ -91,11 +97,13 @@ impl Meta {
             kind: embedder.kind().name().to_owned(),
             normalized: embedder.normalizes(),
             dim: embedder.dim(),
+            fast_decode: embedder.processor().fast_decode(),
+            exif_transpose: embedder.processor().exif_transpose(),
         })
     }
 
     /// Each field, by its name in the file, rendered.
-    fn fields(&self) -> [(&'static str, String); 8] {
+    fn fields(&self) -> [(&'static str, String); 10] {
         let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".to_owned());
         [
             ("format_version", self.format_version.to_string()),
@@ -109,6 +117,8 @@ impl Meta {
             ("kind", self.kind.clone()),
             ("normalized", self.normalized.to_string()),
             ("dim", self.dim.to_string()),
+            ("fast_decode", self.fast_decode.to_string()),
+            ("exif_transpose", self.exif_transpose.to_string()),
         ]
     }
 
@@ -733,6 +743,8 @@ pub fn read_index(path: &Path) -> Result<(Meta, Vec<Row>)> {
             kind: r.kind,
             normalized: r.normalized,
             dim: r.dim,
+            fast_decode: r.fast_decode,
+            exif_transpose: r.exif_transpose,
         };
         return Ok((meta, layout.rows));
     }
@@ -818,6 +830,8 @@ mod tests {
             kind: "pooled".into(),
             normalized: true,
             dim: 8,
+            fast_decode: false,
+            exif_transpose: false,
         };
         let b = Meta {
             activation: Some("quick_gelu".into()),

@@ -3,7 +3,7 @@
 
 use crate::embed::reason;
 use crate::output::{self, Meta};
-use crate::{build_embedder, load_options, npy, ModelArgs, EXIT_SKIPPED};
+use crate::{build_embedder, load_options, npy, DecodeArgs, ModelArgs, EXIT_SKIPPED};
 use anyhow::{bail, Context, Result};
 use clip_vision::model::{label_embeddings, logit_scale_of, logits, normalized, softmax};
 use clip_vision::text::{
@@ -155,6 +155,7 @@ pub(crate) fn classify(args: ClassifyArgs) -> Result<u8> {
         true,
         args.batch_size as usize,
         args.threads.map(|t| t as usize),
+        DecodeArgs::default(),
     )?;
     let text = text_encoder(&args.model)?;
     let scale = logit_scale_of(Path::new(&args.model.model))
@@ -345,6 +346,9 @@ pub(crate) fn embed_text(args: EmbedTextArgs) -> Result<u8> {
                 kind: "text-embeds".into(),
                 normalized: !args.no_normalize,
                 dim,
+                // Texts: no image is decoded.
+                fast_decode: false,
+                exif_transpose: false,
             };
             write_atomically(
                 &output::meta_path(path),

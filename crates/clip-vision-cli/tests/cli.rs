@@ -486,7 +486,7 @@ fn resume_refuses_an_output_made_otherwise_naming_the_field() {
         .arg(&coffee));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let before = std::fs::read(&out_file).unwrap();
-    let cases: [(&[&str], &[&str]); 3] = [
+    let cases: [(&[&str], &[&str]); 5] = [
         (
             &["--no-normalize"],
             &["normalized: true (output) vs false (this run)"],
@@ -501,6 +501,14 @@ fn resume_refuses_an_output_made_otherwise_naming_the_field() {
         (
             &["--activation", "gelu"],
             &["activation: none (output) vs gelu (this run)"],
+        ),
+        (
+            &["--fast-decode"],
+            &["fast_decode: false (output) vs true (this run)"],
+        ),
+        (
+            &["--exif-transpose"],
+            &["exif_transpose: false (output) vs true (this run)"],
         ),
     ];
     for (flags, wants) in cases {
@@ -842,4 +850,65 @@ fn a_full_disk_is_reported_before_work_is_wasted() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("not enough space"), "{err}");
     assert!(!err.contains("embedded"), "nothing was embedded: {err}");
+}
+
+/// `embed` of `paths` to JSON lines on stdout with `flags`: the embeddings by file name.
+fn embed_rows(flags: &[&str], paths: &[&Path]) -> std::collections::BTreeMap<String, Vec<f64>> {
+    let out = run(bin()
+        .args(["embed", "--model"])
+        .arg(demo())
+        .args(flags)
+        .args(paths));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let name = Path::new(v["path"].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let e = v["embedding"].as_array().unwrap();
+            (name, e.iter().map(|x| x.as_f64().unwrap()).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn fast_decode_and_exif_transpose_change_only_what_they_should() {
+    let astronaut = images().join("astronaut.jpg"); // 512², decoded at 1/2
+    let chelsea = images().join("chelsea.jpg"); // 451×300: no DCT scale keeps 224
+    let webp = images().join("rocket.webp");
+    let rotated = root().join("fixtures/exif/orientation_6.jpg");
+    let upright = root().join("fixtures/exif/orientation_6.jpg.transposed.png");
+    let paths = [astronaut.as_path(), &chelsea, &webp, &rotated, &upright];
+    let exact = embed_rows(&[], &paths);
+    let fast = embed_rows(&["--fast-decode"], &paths);
+    let exif = embed_rows(&["--exif-transpose"], &paths);
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    // Rows are unit vectors: their dot product is the cosine.
+    let c = dot(&fast["astronaut.jpg"], &exact["astronaut.jpg"]);
+    assert!(c < 1.0 - 1e-9 && c > 0.9999, "astronaut: cosine {c}");
+    for same in [
+        "chelsea.jpg",
+        "rocket.webp",
+        "orientation_6.jpg.transposed.png",
+    ] {
+        assert_eq!(fast[same], exact[same], "{same}");
+        assert_eq!(exif[same], exact[same], "{same}");
+    }
+    assert_eq!(
+        fast["orientation_6.jpg"], exact["orientation_6.jpg"],
+        "24×16: no scale"
+    );
+    // With the option the rotated file embeds as PIL's upright pixels; without, it does not.
+    assert_eq!(
+        exif["orientation_6.jpg"],
+        exact["orientation_6.jpg.transposed.png"]
+    );
+    assert_ne!(
+        exact["orientation_6.jpg"],
+        exact["orientation_6.jpg.transposed.png"]
+    );
 }

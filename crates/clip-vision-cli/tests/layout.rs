@@ -69,6 +69,14 @@ fn shards_of_a_folder_cover_every_image_once_and_rerun_as_done() {
         "{}",
         text(&again.stderr)
     );
+    // A run with another decoding is refused, naming the field.
+    let fast = embed_layout(&whole, &["--fast-decode"]);
+    assert_eq!(fast.status.code(), Some(1));
+    let err = text(&fast.stderr);
+    assert!(
+        err.contains("fast_decode: false (output) vs true (this run)"),
+        "{err}"
+    );
     let other = embed_layout(&out, &["--shard", "1/3", "--files-per-unit", "3"]);
     assert_eq!(other.status.code(), Some(1));
     let err = text(&other.stderr);

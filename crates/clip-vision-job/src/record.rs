@@ -49,6 +49,14 @@ pub struct Record {
     pub preprocessing: String,
     /// The decoder's pixel limit: larger images are refused (a row not written).
     pub max_pixels: u64,
+    /// Whether JPEGs were decoded downscaled (`--fast-decode`, PIL's `Image.draft`); absent
+    /// in records written before the option existed, which decoded exactly.
+    #[serde(default)]
+    pub fast_decode: bool,
+    /// Whether EXIF orientation was applied (`--exif-transpose`); absent before the option
+    /// existed, which ignored it.
+    #[serde(default)]
+    pub exif_transpose: bool,
     /// Whether `text_emb` holds the captions' embeddings (`--embed-captions`).
     pub embed_captions: bool,
     /// `n` of `--shard i/n`.
@@ -93,6 +101,8 @@ impl Record {
             precision: PRECISION.to_owned(),
             preprocessing: format!("{:?}", embedder.processor().config()),
             max_pixels: embedder.processor().max_pixels(),
+            fast_decode: embedder.processor().fast_decode(),
+            exif_transpose: embedder.processor().exif_transpose(),
             embed_captions,
             shard_count: shard.count,
             inputs: if shards_input { "tar" } else { "files" }.to_owned(),
@@ -199,6 +209,8 @@ mod tests {
             precision: PRECISION.into(),
             preprocessing: "p".into(),
             max_pixels: 1,
+            fast_decode: false,
+            exif_transpose: false,
             embed_captions: false,
             shard_count: 3,
             inputs: "tar".into(),
@@ -222,6 +234,28 @@ mod tests {
         assert!(d.iter().any(|s| s.starts_with("dtype:")));
         b.fingerprint = None;
         assert!(a.differences(&b).iter().any(|s| s.starts_with("model:")));
+        let mut c = a.clone();
+        c.fast_decode = true;
+        c.exif_transpose = true;
+        let mut d = a.differences(&c);
+        d.sort();
+        assert_eq!(
+            d,
+            [
+                "exif_transpose: false (output) vs true (this run)",
+                "fast_decode: false (output) vs true (this run)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_record_from_before_the_decoding_options_reads_as_exact_decoding() {
+        let mut json = serde_json::to_value(record()).unwrap();
+        let obj = json.as_object_mut().unwrap();
+        obj.remove("fast_decode");
+        obj.remove("exif_transpose");
+        let old: Record = serde_json::from_value(json).unwrap();
+        assert_eq!(old, record());
     }
 
     #[test]

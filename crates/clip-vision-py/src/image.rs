@@ -134,9 +134,14 @@ fn skip_mode(on_error: &str) -> PyResult<bool> {
 #[pymethods]
 impl PyImageEmbedder {
     /// Loads a checkpoint (a directory, a `.safetensors` file, or a hub id in the local
-    /// HF cache) with its `preprocessor_config.json`.
+    /// HF cache) with its `preprocessor_config.json`; `fast_decode` and `exif_transpose`
+    /// as `clip-vision embed --fast-decode / --exif-transpose` (files and bytes only).
     #[staticmethod]
-    #[pyo3(signature = (model, activation=None, precision="f32", threads=None, batch_size=32))]
+    #[pyo3(signature = (
+        model, activation=None, precision="f32", threads=None, batch_size=32,
+        fast_decode=false, exif_transpose=false
+    ))]
+    #[allow(clippy::too_many_arguments)] // the Python signature
     fn from_pretrained(
         py: Python<'_>,
         model: PathBuf,
@@ -144,6 +149,8 @@ impl PyImageEmbedder {
         precision: &str,
         threads: Option<usize>,
         batch_size: usize,
+        fast_decode: bool,
+        exif_transpose: bool,
     ) -> PyResult<Self> {
         if PRECISIONS_NOT_BUILT.contains(&precision) {
             return Err(PyValueError::new_err(format!(
@@ -178,7 +185,9 @@ impl PyImageEmbedder {
                 activation,
                 num_attention_heads: None,
             })
-            .batch_size(batch_size);
+            .batch_size(batch_size)
+            .fast_decode(fast_decode)
+            .exif_transpose(exif_transpose);
         if let Some(threads) = threads {
             builder = builder.threads(threads);
         }
@@ -209,6 +218,18 @@ impl PyImageEmbedder {
     #[getter]
     fn batch_size(&self) -> usize {
         self.inner.batch_size()
+    }
+
+    /// Whether JPEG files are decoded downscaled (`fast_decode`).
+    #[getter]
+    fn fast_decode(&self) -> bool {
+        self.inner.processor().fast_decode()
+    }
+
+    /// Whether files' EXIF orientation is applied (`exif_transpose`).
+    #[getter]
+    fn exif_transpose(&self) -> bool {
+        self.inner.processor().exif_transpose()
     }
 
     /// `(height, width)` of the images the encoder takes (`S, S` of `embed_pixels`).

@@ -234,3 +234,21 @@ def test_a_forked_child_refuses_its_parents_pool_and_builds_its_own(embedder, im
     code = os.read(read, 1)
     os.close(read)
     assert os.WEXITSTATUS(status) == 0 and code == b"\x00", code
+
+
+def test_fast_decode_and_exif_transpose_are_off_by_default_and_change_files_only(embedder):
+    assert (embedder.fast_decode, embedder.exif_transpose) == (False, False)
+    opts = clip_vision.ImageEmbedder.from_pretrained(DEMO, fast_decode=True, exif_transpose=True)
+    assert (opts.fast_decode, opts.exif_transpose) == (True, True)
+    astronaut = IMAGES / "astronaut.jpg"  # 512 px: decoded at 1/2
+    chelsea = IMAGES / "chelsea.jpg"  # 451×300: no DCT scale keeps 224
+    rotated = ROOT / "fixtures" / "exif" / "orientation_6.jpg"
+    upright = ROOT / "fixtures" / "exif" / "orientation_6.jpg.transposed.png"
+    a = embedder.embed_paths([astronaut, chelsea, rotated, upright])
+    b = opts.embed_paths([astronaut, chelsea, rotated, upright])
+    cos = float(a[0] @ b[0])
+    assert 0.9999 < cos < 1.0 - 1e-9, cos
+    np.testing.assert_array_equal(a[1], b[1])
+    # With the option the rotated file embeds as PIL's upright pixels (the committed PNG).
+    np.testing.assert_array_equal(b[2], a[3])
+    assert not np.array_equal(a[2], a[3])

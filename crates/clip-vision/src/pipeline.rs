@@ -87,6 +87,8 @@ pub struct ImageEmbedderBuilder {
     kind: Option<EmbedKind>,
     normalize: bool,
     max_pixels: Option<u64>,
+    fast_decode: Option<bool>,
+    exif_transpose: Option<bool>,
 }
 
 impl ImageEmbedderBuilder {
@@ -127,6 +129,21 @@ impl ImageEmbedderBuilder {
     /// [`clip_preprocess::DEFAULT_MAX_PIXELS`]).
     pub fn max_pixels(mut self, max_pixels: u64) -> Self {
         self.max_pixels = Some(max_pixels);
+        self
+    }
+
+    /// Decode JPEGs downscaled in the DCT domain, as PIL's `Image.draft` (default: the
+    /// processor's, off). Faster on large photos; vectors are no longer transformers' (see
+    /// [`ImageProcessor::with_fast_decode`]).
+    pub fn fast_decode(mut self, fast_decode: bool) -> Self {
+        self.fast_decode = Some(fast_decode);
+        self
+    }
+
+    /// Apply image files' EXIF orientation, as PIL's `ImageOps.exif_transpose` (default: the
+    /// processor's, off, as transformers; see [`ImageProcessor::with_exif_transpose`]).
+    pub fn exif_transpose(mut self, exif_transpose: bool) -> Self {
+        self.exif_transpose = Some(exif_transpose);
         self
     }
 
@@ -188,6 +205,14 @@ impl ImageEmbedderBuilder {
         check_sizes(&encoder, &processor, &processor_source)?;
         let processor = match self.max_pixels {
             Some(limit) => processor.with_max_pixels(limit),
+            None => processor,
+        };
+        let processor = match self.fast_decode {
+            Some(on) => processor.with_fast_decode(on),
+            None => processor,
+        };
+        let processor = match self.exif_transpose {
+            Some(on) => processor.with_exif_transpose(on),
             None => processor,
         };
         let kind = self.kind.unwrap_or(if encoder.projection.is_some() {
@@ -303,6 +328,8 @@ impl ImageEmbedder {
             kind: None,
             normalize: true,
             max_pixels: None,
+            fast_decode: None,
+            exif_transpose: None,
         }
     }
 

@@ -60,6 +60,8 @@ class ImageEmbedder:
         precision: str = "f32",
         threads: Optional[int] = None,
         batch_size: int = 32,
+        fast_decode: bool = False,
+        exif_transpose: bool = False,
     ) -> "ImageEmbedder":
         """Loads ``model``: a checkpoint directory, a ``.safetensors`` file, or a hub id
         already in the local HF cache (nothing is downloaded).
@@ -68,11 +70,22 @@ class ImageEmbedder:
         weights without config): quick_gelu, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast.
         ``precision``: only "f32" in this build ("int8", "bf16" raise ValueError).
         ``threads``: a worker pool of its own (default: rayon's global pool, one thread per
-        core). Raises ClipVisionError for a checkpoint it cannot load, ValueError for a bad
-        argument."""
+        core). ``fast_decode``: decode JPEG files downscaled in the DCT domain as PIL's
+        ``Image.draft`` (several times faster on large photos; vectors no longer exactly
+        transformers'). ``exif_transpose``: apply files' EXIF orientation as PIL's
+        ``ImageOps.exif_transpose`` (transformers ignores it). Both affect files and bytes
+        decoded here, not images passed already decoded; both are recorded by
+        ``embed_partition``. Raises ClipVisionError for a checkpoint it cannot load,
+        ValueError for a bad argument."""
     @property
     def dim(self) -> int:
         """Length d of each embedding."""
+    @property
+    def fast_decode(self) -> bool:
+        """Whether JPEG files are decoded downscaled (``from_pretrained(fast_decode=)``)."""
+    @property
+    def exif_transpose(self) -> bool:
+        """Whether files' EXIF orientation is applied (``from_pretrained(exif_transpose=)``)."""
     @property
     def model_path(self) -> Optional[str]:
         """The checkpoint loaded, canonical (a hub id resolved to its snapshot)."""
