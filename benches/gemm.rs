@@ -2,7 +2,7 @@
 //! split them:
 //! - `gemm/…`: `linear_with` on `Wᵀ` `[in, out]` (matrixmultiply, or the `gemm` crate with
 //!   the feature), packing the weight on every call;
-//! - `packed/<path>/…` (feature `gemm`): `linear_packed` on a `PackedWeight`, what
+//! - `packed/<path>/…` (feature `packed`): `linear_packed` on a `PackedWeight`, what
 //!   `vit_layers::Linear` runs, once per micro-kernel path this CPU supports.
 
 use criterion::{BenchmarkId, Throughput};
@@ -38,7 +38,7 @@ fn main() {
                         )
                     })
                 });
-                if !cfg!(feature = "gemm") {
+                if !cfg!(feature = "packed") {
                     continue;
                 }
                 let packed = PackedWeight::pack(&w, WeightLayout::InOut, k, n)

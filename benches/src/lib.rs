@@ -16,9 +16,11 @@ use clip_vision::ClipVisionConfig;
 use criterion::Criterion;
 use std::time::Duration;
 
-/// Whether the quick (CI) mode is on.
+/// Whether the quick mode is on: `VIT_BENCH_QUICK=1`, or a run by `cargo test --benches`
+/// (criterion's test mode, what CI does: `cargo bench` passes `--bench`, `cargo test` not).
 pub fn quick() -> bool {
     std::env::var_os("VIT_BENCH_QUICK").is_some_and(|v| v != "0")
+        || !std::env::args().any(|a| a == "--bench")
 }
 
 /// A criterion configured for the mode: short in quick mode, criterion's defaults otherwise.

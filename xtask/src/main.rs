@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
 //! ```text
-//! cargo xtask ci                 what .ci/run does: fmt check, clippy, tests, quick benches
+//! cargo xtask ci                 what .ci/run does: fmt check, clippy, tests, benches in test mode
 //! cargo xtask bench [--quick] [--gemm] [--peers | --peers-only] [--filter F]
 //!                                criterion benches + summary table (target/bench/summary.json)
 //! cargo xtask fixtures           rerun the Python scripts that make the reference fixtures
@@ -26,7 +26,7 @@ cargo xtask <command>
 
 commands:
   ci                     cargo fmt --check, clippy -D warnings, cargo test --workspace,
-                         the ignored tests CI can run, cargo xtask bench --quick
+                         the ignored tests CI can run, the benches in test mode
                          (what .ci/run does)
   bench [--quick] [--gemm] [--filter F] [--peers|--peers-only [--presets P,..] [--rounds N]]
                          run the criterion benches in benches/ and print a summary table
@@ -111,6 +111,8 @@ pub const CI_STEPS: &[&str] = &[
     // `--workspace` unifies the CLI's `gemm` feature into every crate: test the library
     // crates once more on their default backend, matrixmultiply.
     "test -p vit-tensor -p vit-layers -p vit-encoder -p clip-vision",
+    // The opt-in packed-weight micro-kernels: every path this CPU has.
+    "test -p vit-tensor -p clip-vision --features clip-vision/packed",
     // Ignored tests that a CI machine can run: the CLI's full-disk check (mounts a tiny tmpfs).
     "test --workspace --test cli -- --ignored full_disk",
     // Docs build without a broken link (the workspace's rustdoc lints deny them).
@@ -119,7 +121,8 @@ pub const CI_STEPS: &[&str] = &[
     "xtask py-test",
     // The CLI's clip-retrieval layout read by embedding-reader and autofaiss (their pinned venv).
     "xtask compat-test",
-    "xtask bench --quick",
+    // The criterion benches in test mode (each case run once; reuses the test build).
+    "test --workspace --benches",
 ];
 
 fn ci() -> Result<()> {

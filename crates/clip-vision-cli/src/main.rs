@@ -430,12 +430,14 @@ fn print_cpu_and_kernels() {
         Ok(Some(_)) => format!("forced by {}", kernels::KERNEL_ENV),
         _ => "fastest supported".into(),
     };
-    let linear = if cfg!(feature = "gemm") {
+    let linear = if kernels::PACKED_KERNELS {
         format!(
             "packed weights, {} micro-kernels ({how}; this CPU: {})",
             kernels::kernel_path(),
             supported.join(", ")
         )
+    } else if cfg!(feature = "gemm") {
+        "the gemm crate's kernels on Wᵀ (run-time dispatch inside it)".into()
     } else {
         "matrixmultiply sgemm on Wᵀ (build without the gemm feature)".into()
     };

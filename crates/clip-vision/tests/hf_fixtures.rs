@@ -52,6 +52,10 @@ fn tiny_gelu_tanh_matches_transformers() {
 /// keeps the same tolerance. (Forcing is process-wide: tests running meanwhile take the
 /// forced path too, which they pass on as well.)
 #[test]
+#[cfg_attr(
+    not(feature = "packed"),
+    ignore = "the linear layers use the micro-kernels only with the `packed` feature"
+)]
 fn every_kernel_path_matches_transformers() {
     use clip_vision::kernels::{force_kernel_path, kernel_path, KernelPath};
     let paths = KernelPath::supported();

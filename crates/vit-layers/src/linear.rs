@@ -9,8 +9,8 @@ use vit_tensor::{
 ///
 /// It is built from the weight as checkpoints store it, `[out_features, in_features]`, and
 /// holds it once, packed at construction in the layout its product reads
-/// ([`vit_tensor::PackedWeight`]: panels for the micro-kernels with the `gemm` feature, `Wᵀ`
-/// row-major for matrixmultiply without it). No other copy is kept, so [`Linear::weight`]
+/// ([`vit_tensor::PackedWeight`]: panels for the micro-kernels with the `packed` feature,
+/// `Wᵀ` row-major for the sgemm backend without it). No other copy is kept, so [`Linear::weight`]
 /// and [`Linear::weight_t`] unpack into new buffers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Linear {

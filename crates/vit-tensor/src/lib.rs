@@ -1,7 +1,9 @@
 //! Flat row-major `f32` kernels for Vision Transformers.
 //!
 //! `vit-tensor` is the bottom of the clip-vision workspace: it holds the numerical kernels
-//! every layer is built from — a checked wrapper around [`matrixmultiply::sgemm`]
+//! every layer is built from — weights packed once for its own micro-kernels
+//! ([`PackedWeight`], [`linear_packed`]; [`kernels`] picks AVX-512, AVX2 + FMA or portable
+//! code at run time), a checked wrapper around [`matrixmultiply::sgemm`]
 //! ([`gemm()`](fn@gemm)), [`linear`] (`x·Wᵀ + b`), [`layer_norm`], [`softmax_rows`], the GELU family
 //! ([`Activation`]), the residual add — plus [`LcgRng`] for reproducible random weights and
 //! the shared error type [`TensorError`].
@@ -13,7 +15,15 @@
 //!
 //! It does **not** know layers, models, files or JSON: those live in the crates above it
 //! (`vit-layers`, `vit-encoder`, `clip-vision`). The `unsafe` call into `sgemm` in
-//! [`gemm`](mod@gemm) is the only `unsafe` code in the workspace.
+//! [`gemm`](mod@gemm) and the micro-kernels in [`kernels`] are the only `unsafe` code in the
+//! workspace.
+//!
+//! **Which feature is the fast path.** The default build multiplies by matrixmultiply (the
+//! design's choice: small, portable). The cargo feature `gemm` is the fast path the
+//! `clip-vision` command and the Python package ship: every product on the `gemm` crate's
+//! kernels (AVX-512 / AVX2, chosen at run time), 1.5–2× faster end to end
+//! (docs/benchmarks.md). The feature `packed` (opt-in) puts the linear layers on
+//! [`PackedWeight`]'s panels and this crate's own micro-kernels instead.
 //!
 //! ```
 //! use vit_tensor::{linear, layer_norm, Activation};
@@ -44,6 +54,6 @@ pub use ops::matmul::{
     linear, linear_add_into, linear_into, linear_with, matmul, Epilogue, WeightLayout,
 };
 pub use ops::norm::{layer_norm, layer_norm_inplace, layer_norm_into};
-pub use ops::packed::{linear_packed, PackedWeight};
+pub use ops::packed::{linear_packed, PackedWeight, PACKED_KERNELS};
 pub use ops::softmax::softmax_rows;
 pub use rng::LcgRng;

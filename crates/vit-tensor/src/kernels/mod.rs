@@ -22,6 +22,8 @@
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub use crate::ops::packed::PACKED_KERNELS;
+
 use crate::error::{TensorError, TensorResult};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;

@@ -1,44 +1,51 @@
 //! Weights packed once, at load, for the products that read them on every call:
 //! [`PackedWeight`] and [`linear_packed`].
 //!
-//! With the cargo feature `gemm` (the fast build: what the `clip-vision` command and the
-//! Python package ship) a weight is held as column panels of 16 — `⌈out / 16⌉` panels of
+//! With the cargo feature `packed` (opt-in: see "Measured" below) a weight is held as column
+//! panels of 16 — `⌈out / 16⌉` panels of
 //! `[in_features, 16]`, zero-padded, 64-byte aligned — and multiplied by this crate's own
 //! micro-kernels ([`crate::kernels`], AVX-512 / AVX2 + FMA / portable, chosen at run time).
 //! Nothing is repacked per call, and no second copy of the weight is kept. Without it (the
-//! library default) the weight is `Wᵀ` `[in_features, out_features]` row-major and the
-//! product is [`linear_with`]'s `matrixmultiply::sgemm`.
+//! default, and with `gemm`) the weight is `Wᵀ` `[in_features, out_features]` row-major and
+//! the product is [`crate::linear_with`]'s (`matrixmultiply::sgemm`, or the `gemm` crate).
+//!
+//! **Measured** (docs/performance.md): the micro-kernels beat the `gemm` crate per call at
+//! 50-row products, but end to end on ViT-B/32 (Sapphire Rapids, 2 threads) the packed build
+//! was level at batch 1 and ~8 % slower at batch 32, so the shipped fast build stays on the
+//! `gemm` crate and this feature is opt-in until the kernels win.
 //!
 //! The blocking: rows in blocks of [`MC`], the inner dimension in slices of at most [`KC`];
 //! each block × slice of `x` is packed (tile by tile, inner index major) so the micro-kernel
 //! reads one stream of `x` and one of each panel; tiles of up to 12 rows × 32 columns. Threads split rows when each gets ≥ 96 of them, else output columns
 //! (each thread then reads only its share of the weight, which is what batch 1 needs).
 
-#[cfg(feature = "gemm")]
+#[cfg(feature = "packed")]
 use crate::error::TensorError;
 use crate::error::{check_len, checked_mul, TensorResult};
 use crate::ops::matmul::{Epilogue, WeightLayout};
 
-#[cfg(feature = "gemm")]
+#[cfg(feature = "packed")]
 use crate::kernels::{self, KernelPath, Tile, MAX_ROWS, PANEL, TILE_STRIDE};
-#[cfg(feature = "gemm")]
+#[cfg(feature = "packed")]
 use rayon::prelude::*;
 
 /// Rows of `x` per block (a multiple of the tile height).
-#[cfg(feature = "gemm")]
 pub const MC: usize = 96;
 /// Longest inner-dimension slice per pass over a panel group; longer inner dimensions are
 /// cut into equal slices. One tile's slice of `x` stays in L1, the panel group's in L2, and
 /// the output tile is read back once per slice (shorter slices made that the bottleneck at
 /// 1600 rows: `perf` put 11 % of the time in the write-back with 256).
-#[cfg(feature = "gemm")]
 pub const KC: usize = 768;
 /// Below this many rows per thread, threads split columns instead of rows.
-#[cfg(feature = "gemm")]
+#[cfg(feature = "packed")]
 const MIN_ROWS_PER_TASK: usize = 96;
 /// Products smaller than this run on the calling thread.
-#[cfg(feature = "gemm")]
+#[cfg(feature = "packed")]
 const PARALLEL_MIN_FLOPS: usize = 4_000_000;
+
+/// Whether linear layers run on packed panels and this crate's micro-kernels (cargo feature
+/// `packed`), rather than on `Wᵀ` and the sgemm backend.
+pub const PACKED_KERNELS: bool = cfg!(feature = "packed");
 
 /// A linear layer's weight in the layout its product reads (see the module docs).
 #[derive(Debug)]
@@ -77,7 +84,7 @@ impl PackedWeight {
         Ok(Self::build(in_features, out_features, wt))
     }
 
-    #[cfg(feature = "gemm")]
+    #[cfg(feature = "packed")]
     fn build(k: usize, n: usize, wt: impl Fn(usize, usize) -> f32) -> Self {
         let panels = n.div_ceil(PANEL);
         let mut this = Self::zeroed(k, n, panels * k * PANEL);
@@ -96,7 +103,7 @@ impl PackedWeight {
         this
     }
 
-    #[cfg(not(feature = "gemm"))]
+    #[cfg(not(feature = "packed"))]
     fn build(k: usize, n: usize, wt: impl Fn(usize, usize) -> f32) -> Self {
         let mut this = Self::zeroed(k, n, k * n);
         for (i, v) in this.values_mut().iter_mut().enumerate() {
@@ -150,9 +157,9 @@ impl PackedWeight {
 
     /// Element `(k, j)` of `Wᵀ`, that is `weight[j][k]`.
     fn at(&self, k: usize, j: usize) -> f32 {
-        #[cfg(feature = "gemm")]
+        #[cfg(feature = "packed")]
         let i = (j / PANEL) * self.in_features * PANEL + k * PANEL + j % PANEL;
-        #[cfg(not(feature = "gemm"))]
+        #[cfg(not(feature = "packed"))]
         let i = k * self.out_features + j;
         self.values()[i]
     }
@@ -204,7 +211,7 @@ pub fn linear_packed(
     epilogue: Epilogue<'_>,
 ) -> TensorResult<()> {
     let (k, n) = (weight.in_features, weight.out_features);
-    #[cfg(not(feature = "gemm"))]
+    #[cfg(not(feature = "packed"))]
     {
         crate::ops::matmul::linear_with(
             x,
@@ -215,7 +222,7 @@ pub fn linear_packed(
             epilogue,
         )
     }
-    #[cfg(feature = "gemm")]
+    #[cfg(feature = "packed")]
     {
         let expected = checked_mul("linear", "input [rows, in_features]", rows, k)?;
         check_len("linear", "input [rows, in_features]", expected, x.len())?;
@@ -244,7 +251,7 @@ pub fn linear_packed(
 }
 
 /// `x · Wᵀ` with no inner dimension: the epilogue of a zero product.
-#[cfg(feature = "gemm")]
+#[cfg(feature = "packed")]
 fn empty_inner(rows: usize, n: usize, out: &mut [f32], epilogue: Epilogue<'_>) -> TensorResult<()> {
     for row in out.chunks_exact_mut(n).take(rows) {
         for (j, o) in row.iter_mut().enumerate() {
@@ -259,7 +266,7 @@ fn empty_inner(rows: usize, n: usize, out: &mut [f32], epilogue: Epilogue<'_>) -
 }
 
 /// The product on `path`, on checked buffers, split across the rayon threads.
-#[cfg(feature = "gemm")]
+#[cfg(feature = "packed")]
 fn packed_product(
     path: KernelPath,
     x: &[f32],
@@ -321,7 +328,7 @@ fn packed_product(
 
 /// Columns `panels · 16` (clipped to `out_features`) of `x · Wᵀ` with the epilogue, into
 /// `out` `[rows, ldo]` whose column 0 is the first column of `panels`.
-#[cfg(feature = "gemm")]
+#[cfg(feature = "packed")]
 #[allow(clippy::too_many_arguments)]
 fn block(
     path: KernelPath,
@@ -392,7 +399,7 @@ fn block(
 /// Packs `x[rows, cols]` (row stride `k`) into `dst` tile by tile: the tile of rows
 /// `r0..r0 + rr` (`rr = min(tile_rows, …)`) starts at `(r0 − rows.start) · cols.len()` and
 /// holds `x[r0 + r][cols.start + c]` at `c · rr + r`.
-#[cfg(feature = "gemm")]
+#[cfg(feature = "packed")]
 fn pack_a(
     x: &[f32],
     k: usize,
@@ -415,7 +422,7 @@ fn pack_a(
 }
 
 /// Runs `f` on every kernel path this CPU supports, for tests.
-#[cfg(all(test, feature = "gemm"))]
+#[cfg(all(test, feature = "packed"))]
 fn on_every_path(mut f: impl FnMut(KernelPath)) {
     for p in KernelPath::supported() {
         f(p);
@@ -538,7 +545,7 @@ mod tests {
             }
             Ok(())
         };
-        #[cfg(feature = "gemm")]
+        #[cfg(feature = "packed")]
         {
             let mut res = Ok(());
             on_every_path(|path| {
@@ -550,7 +557,7 @@ mod tests {
             crate::kernels::force_kernel_path(None).unwrap();
             res
         }
-        #[cfg(not(feature = "gemm"))]
+        #[cfg(not(feature = "packed"))]
         check("matrixmultiply")
     }
 
