@@ -184,7 +184,7 @@ fn unsupported(path: KernelPath) -> TensorError {
 /// The path [`KERNEL_ENV`] asks for: `Ok(None)` when unset, empty or `auto`.
 ///
 /// # Errors
-/// [`TensorError::InvalidArgument`] for an unknown name or a path this CPU lacks.
+/// [`crate::TensorError::InvalidArgument`] for an unknown name or a path this CPU lacks.
 pub fn env_kernel_path() -> TensorResult<Option<KernelPath>> {
     match std::env::var(KERNEL_ENV) {
         Ok(v) if !v.is_empty() && v != "auto" => {
@@ -202,7 +202,7 @@ pub fn env_kernel_path() -> TensorResult<Option<KernelPath>> {
 /// Forces `path` for every later product of this process (`None`: back to automatic).
 ///
 /// # Errors
-/// [`TensorError::InvalidArgument`] when this CPU does not support `path`.
+/// [`crate::TensorError::InvalidArgument`] when this CPU does not support `path`.
 pub fn force_kernel_path(path: Option<KernelPath>) -> TensorResult<()> {
     match path {
         Some(p) if !p.is_supported() => Err(unsupported(p)),

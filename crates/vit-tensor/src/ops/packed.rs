@@ -63,7 +63,7 @@ impl PackedWeight {
     /// [`WeightLayout::InOut`]).
     ///
     /// # Errors
-    /// [`TensorError::LengthMismatch`] when `weight` does not hold `in · out` values.
+    /// [`crate::TensorError::LengthMismatch`] when `weight` does not hold `in · out` values.
     pub fn pack(
         weight: &[f32],
         layout: WeightLayout,
@@ -201,8 +201,8 @@ impl Clone for PackedWeight {
 ///   `out`: `[rows, out_features]`
 ///
 /// # Errors
-/// [`TensorError::LengthMismatch`] naming the buffer whose length is wrong;
-/// [`TensorError::InvalidArgument`] for an activation with `accumulate`.
+/// [`crate::TensorError::LengthMismatch`] naming the buffer whose length is wrong;
+/// [`crate::TensorError::InvalidArgument`] for an activation with `accumulate`.
 pub fn linear_packed(
     x: &[f32],
     weight: &PackedWeight,
