@@ -5,8 +5,10 @@
 //! `A` is packed column by column (`[kc, rows]`: the `rows` values of one inner index are
 //! adjacent, so the kernel reads one stream) and `B` is held as column panels of [`PANEL`]
 //! columns, each `[kc, 16]` contiguous (the layout [`crate::PackedWeight`] stores weights
-//! in). The tile is summed in vector registers over the whole `kc` and written once to a
-//! stack buffer; bias, residual and activation are the safe caller's business.
+//! in). The tile is summed in vector registers over the whole `kc` and written once, from
+//! the registers into the output, with the bias added and, when asked, onto what the output
+//! holds (masked loads and stores for a last panel cut short by the matrix); the activation
+//! is the safe caller's business.
 //!
 //! Three paths, chosen at run time ([`kernel_path`]), so one build is fast on every x86-64:
 //! - [`KernelPath::Avx512`]: `zmm` registers, tiles up to 12 × 32 (24 accumulators; per
@@ -34,10 +36,6 @@ pub const PANEL: usize = 16;
 pub const MAX_ROWS: usize = 12;
 /// Most panels a micro-kernel tile spans (the AVX-512 path; AVX2 and generic take 1).
 pub const MAX_PANELS: usize = 2;
-/// Row stride of the tile buffer a micro-kernel writes.
-pub const TILE_STRIDE: usize = MAX_PANELS * PANEL;
-/// The tile buffer: `[MAX_ROWS, TILE_STRIDE]`, row `r` at `r · TILE_STRIDE`.
-pub type Tile = [f32; MAX_ROWS * TILE_STRIDE];
 
 /// Environment variable that forces a kernel path for the process: `avx512`, `avx2` or
 /// `generic` (unset or `auto`: the best the CPU supports).
@@ -238,8 +236,24 @@ pub fn kernel_path() -> KernelPath {
     })
 }
 
-/// `acc[r · TILE_STRIDE + c] = Σ_{k < kc} a[k · rows + r] · b[(c / 16) · panel_stride + k · 16 + c % 16]`
-/// for `r < rows`, `c < panels · 16`, on `path`. Other entries of `acc` are left as they were.
+/// Where a tile lands: element `(r, c)` of the tile at `out[r · ldo + c]`, for `c < cols`.
+#[derive(Debug)]
+pub struct TileOut<'a> {
+    /// The output from the tile's first element on.
+    pub out: &'a mut [f32],
+    /// Row stride of `out`.
+    pub ldo: usize,
+    /// Columns of the tile that exist (the last panel may be cut short by the matrix).
+    pub cols: usize,
+    /// Added to every row, `[cols]`.
+    pub bias: Option<&'a [f32]>,
+    /// Add the tile (and bias) onto what `out` holds, instead of overwriting it.
+    pub add: bool,
+}
+
+/// `out[r · ldo + c] (+)= bias[c] + Σ_{k < kc} a[k · rows + r] · b[(c / 16) · panel_stride + k · 16 + c % 16]`
+/// for `r < rows`, `c < dst.cols`, on `path`, summed in registers and written once, straight
+/// from them. Nothing else of `out` is touched.
 ///
 /// # Shapes
 /// - `a`: `[kc, rows]` (a tile of `A`, packed column by column)
@@ -247,8 +261,10 @@ pub fn kernel_path() -> KernelPath {
 ///
 /// # Panics
 /// When an argument breaks the contract above: `rows` outside `1..=path.max_rows()`, `panels`
-/// outside `1..=path.max_panels()`, `kc == 0`, `a` or `b` too short, `panel_stride < kc ·
-/// 16`, or `path` unsupported by this CPU. These are the caller's invariants, not input.
+/// outside `1..=path.max_panels()`, `dst.cols` outside `(panels − 1) · 16 + 1 ..= panels ·
+/// 16`, `kc == 0`, `a`, `b`, `dst.out` or the bias too short, `panel_stride < kc · 16`,
+/// `dst.ldo < dst.cols`, or `path` unsupported by this CPU. These are the caller's
+/// invariants, not input.
 #[allow(clippy::too_many_arguments)]
 pub fn tile(
     path: KernelPath,
@@ -258,8 +274,15 @@ pub fn tile(
     panel_stride: usize,
     panels: usize,
     kc: usize,
-    acc: &mut Tile,
+    dst: TileOut<'_>,
 ) {
+    let TileOut {
+        out,
+        ldo,
+        cols,
+        bias,
+        add,
+    } = dst;
     assert!(
         (1..=path.max_rows()).contains(&rows),
         "tile rows {rows} on {path}"
@@ -267,6 +290,10 @@ pub fn tile(
     assert!(
         (1..=path.max_panels()).contains(&panels),
         "tile panels {panels} on {path}"
+    );
+    assert!(
+        cols > (panels - 1) * PANEL && cols <= panels * PANEL && ldo >= cols,
+        "tile cols {cols}, ldo {ldo}, panels {panels}"
     );
     assert!(
         kc > 0 && panel_stride >= kc * PANEL,
@@ -278,24 +305,54 @@ pub fn tile(
         "tile B: {} elements",
         b.len()
     );
+    assert!(
+        out.len() >= (rows - 1) * ldo + cols,
+        "tile out: {} elements",
+        out.len()
+    );
+    assert!(
+        bias.is_none_or(|b| b.len() >= cols),
+        "tile bias: {:?} elements",
+        bias.map(<[f32]>::len)
+    );
     assert!(path.is_supported(), "kernel path {path} unsupported");
     match path {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU supports AVX-512F (asserted: `path.is_supported()`).
-        // SAFETY: rows ∈ 1..=12, panels ∈ 1..=2, kc ≥ 1 and the lengths of `a` and `b`
-        //   (asserted above) are exactly `x86::avx512`'s bounds.
-        KernelPath::Avx512 => unsafe { x86::avx512(a, rows, b, panel_stride, panels, kc, acc) },
+        KernelPath::Avx512 => {
+            let out = x86::Out::new(out, ldo, cols, bias, add);
+            // SAFETY: the CPU supports AVX-512F (asserted: `path.is_supported()`).
+            // SAFETY: rows ∈ 1..=12, panels ∈ 1..=2, kc ≥ 1, cols in the last panel, and the
+            //   lengths of `a`, `b`, `out` and the bias (asserted above) are exactly
+            //   `x86::avx512`'s bounds; `out` came from a `&mut` borrow: nothing aliases it.
+            unsafe { x86::avx512(a, rows, b, panel_stride, panels, kc, out) }
+        }
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU supports AVX2 and FMA (asserted: `path.is_supported()`).
-        // SAFETY: rows ∈ 1..=6 (max_rows), panels = 1 (max_panels), kc ≥ 1 and the lengths of `a` and
-        //   `b` (asserted above) are exactly `x86::avx2`'s bounds.
-        KernelPath::Avx2Fma => unsafe { x86::avx2(a, rows, b, kc, acc) },
-        _ => generic(a, rows, b, kc, acc),
+        KernelPath::Avx2Fma => {
+            let out = x86::Out::new(out, ldo, cols, bias, add);
+            // SAFETY: the CPU supports AVX2 and FMA (asserted: `path.is_supported()`).
+            // SAFETY: rows ∈ 1..=6 (max_rows), panels = 1 (max_panels), kc ≥ 1, cols ≤ 16,
+            //   and the lengths of `a`, `b`, `out` and the bias (asserted above) are exactly
+            //   `x86::avx2`'s bounds; `out` came from a `&mut` borrow: nothing aliases it.
+            unsafe { x86::avx2(a, rows, b, kc, out) }
+        }
+        _ => generic(
+            a,
+            rows,
+            b,
+            kc,
+            TileOut {
+                out,
+                ldo,
+                cols,
+                bias,
+                add,
+            },
+        ),
     }
 }
 
 /// The portable tile, one panel: plain loops over slices the compiler vectorises.
-fn generic(a: &[f32], rows: usize, b: &[f32], kc: usize, acc: &mut Tile) {
+fn generic(a: &[f32], rows: usize, b: &[f32], kc: usize, dst: TileOut<'_>) {
     for r in 0..rows {
         let mut sum = [0.0f32; PANEL];
         let a_col = a[..kc * rows].iter().skip(r).step_by(rows);
@@ -304,7 +361,11 @@ fn generic(a: &[f32], rows: usize, b: &[f32], kc: usize, acc: &mut Tile) {
                 *s = av.mul_add(bv, *s);
             }
         }
-        acc[r * TILE_STRIDE..r * TILE_STRIDE + PANEL].copy_from_slice(&sum);
+        let o = &mut dst.out[r * dst.ldo..r * dst.ldo + dst.cols];
+        for (c, (o, &s)) in o.iter_mut().zip(&sum).enumerate() {
+            let v = s + dst.bias.map_or(0.0, |b| b[c]);
+            *o = if dst.add { v + *o } else { v };
+        }
     }
 }
 
@@ -313,38 +374,64 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// `tile` on `path` against an f64 triple loop.
+    /// `tile` on `path` against an f64 triple loop, into an output wider than the tile
+    /// whose other elements must stay untouched.
+    #[allow(clippy::too_many_arguments)]
     fn check(
         path: KernelPath,
         rows: usize,
         panels: usize,
+        cut: usize,
         kc: usize,
+        bias: bool,
+        add: bool,
         seed: u64,
     ) -> Result<(), TestCaseError> {
         let mut rng = crate::LcgRng::new(seed);
         let panel_stride = kc * PANEL + 16;
+        let cols = panels * PANEL - cut % PANEL;
+        let ldo = cols + 5;
         let a: Vec<f32> = (0..kc * rows).map(|_| rng.uniform() - 0.5).collect();
         let b: Vec<f32> = (0..(panels - 1) * panel_stride + kc * PANEL)
             .map(|_| rng.uniform() - 0.5)
             .collect();
-        let mut acc: Tile = [f32::NAN; MAX_ROWS * TILE_STRIDE];
-        tile(path, &a, rows, &b, panel_stride, panels, kc, &mut acc);
-        for r in 0..MAX_ROWS {
-            for c in 0..TILE_STRIDE {
-                let got = acc[r * TILE_STRIDE + c];
-                if r >= rows || c >= panels * PANEL {
-                    prop_assert!(
-                        got.is_nan(),
-                        "{path}: ({r}, {c}) outside the tile was written"
-                    );
+        let bias_v: Vec<f32> = (0..cols).map(|_| rng.uniform() - 0.5).collect();
+        let base: Vec<f32> = (0..(rows + 1) * ldo).map(|_| rng.uniform() - 0.5).collect();
+        let mut out: Vec<f32> = (0..(rows + 1) * ldo)
+            .map(|i| if add { base[i] } else { f32::NAN })
+            .collect();
+        let dst = TileOut {
+            out: &mut out,
+            ldo,
+            cols,
+            bias: bias.then_some(&bias_v[..]),
+            add,
+        };
+        tile(path, &a, rows, &b, panel_stride, panels, kc, dst);
+        for r in 0..=rows {
+            for c in 0..ldo {
+                let got = out[r * ldo + c];
+                if r >= rows || c >= cols {
+                    let untouched = if add {
+                        got == base[r * ldo + c]
+                    } else {
+                        got.is_nan()
+                    };
+                    prop_assert!(untouched, "{path}: ({r}, {c}) outside the tile was written");
                     continue;
                 }
                 let (p, j) = (c / PANEL, c % PANEL);
-                let want: f64 = (0..kc)
+                let mut want: f64 = (0..kc)
                     .map(|k| {
                         f64::from(a[k * rows + r]) * f64::from(b[p * panel_stride + k * PANEL + j])
                     })
                     .sum();
+                if bias {
+                    want += f64::from(bias_v[c]);
+                }
+                if add {
+                    want += f64::from(base[r * ldo + c]);
+                }
                 prop_assert!(
                     (f64::from(got) - want).abs() <= 1e-5 * (kc as f64).sqrt(),
                     "{path} ({r}, {c}): {got} vs {want}"
@@ -357,9 +444,9 @@ mod tests {
     proptest! {
         /// Every path this CPU has, every tile shape, against f64.
         #[test]
-        fn every_supported_path_matches_f64(rows in 1usize..=MAX_ROWS, panels in 1usize..=MAX_PANELS, kc in 1usize..40, seed: u64) {
+        fn every_supported_path_matches_f64(rows in 1usize..=MAX_ROWS, panels in 1usize..=MAX_PANELS, cut in 0usize..16, kc in 1usize..40, bias: bool, add: bool, seed: u64) {
             for path in KernelPath::supported() {
-                check(path, rows.min(path.max_rows()), panels.min(path.max_panels()), kc, seed)?;
+                check(path, rows.min(path.max_rows()), panels.min(path.max_panels()), cut, kc, bias, add, seed)?;
             }
         }
     }
@@ -378,7 +465,14 @@ mod tests {
     #[test]
     #[should_panic(expected = "tile rows 13")]
     fn a_tile_past_max_rows_panics_before_any_read() {
-        let mut acc: Tile = [0.0; MAX_ROWS * TILE_STRIDE];
+        let mut out = [0.0; 13 * 16];
+        let dst = TileOut {
+            out: &mut out,
+            ldo: 16,
+            cols: 16,
+            bias: None,
+            add: false,
+        };
         tile(
             KernelPath::Generic,
             &[0.0; 13],
@@ -387,15 +481,37 @@ mod tests {
             16,
             1,
             1,
-            &mut acc,
+            dst,
         );
     }
 
     #[test]
     #[should_panic(expected = "tile B")]
     fn a_short_panel_buffer_panics_before_any_read() {
-        let mut acc: Tile = [0.0; MAX_ROWS * TILE_STRIDE];
+        let mut out = [0.0; 16];
+        let dst = TileOut {
+            out: &mut out,
+            ldo: 16,
+            cols: 16,
+            bias: None,
+            add: false,
+        };
         let path = KernelPath::supported()[0];
-        tile(path, &[0.0; 4], 1, &[0.0; 63], 64, 1, 4, &mut acc);
+        tile(path, &[0.0; 4], 1, &[0.0; 63], 64, 1, 4, dst);
+    }
+
+    #[test]
+    #[should_panic(expected = "tile out")]
+    fn a_short_output_panics_before_any_write() {
+        let mut out = [0.0; 2 * 16 - 1];
+        let dst = TileOut {
+            out: &mut out,
+            ldo: 16,
+            cols: 16,
+            bias: None,
+            add: true,
+        };
+        let path = KernelPath::supported()[0];
+        tile(path, &[0.0; 2], 2, &[0.0; 16], 16, 1, 1, dst);
     }
 }

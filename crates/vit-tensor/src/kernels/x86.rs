@@ -1,12 +1,42 @@
 //! The x86-64 micro-kernels: AVX-512F and AVX2 + FMA, one monomorphised function per tile
-//! shape so that the accumulators stay in registers.
+//! shape so that the accumulators stay in registers, each writing its tile straight from the
+//! registers into the output.
 
-use super::{Tile, PANEL, TILE_STRIDE};
+use super::PANEL;
 use std::arch::x86_64::{
-    __m256, __m512, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps,
-    _mm256_storeu_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
-    _mm512_storeu_ps,
+    __m256, __m256i, __m512, __mmask16, _mm256_add_ps, _mm256_cmpgt_epi32, _mm256_fmadd_ps,
+    _mm256_loadu_ps, _mm256_maskload_ps, _mm256_maskstore_ps, _mm256_set1_epi32, _mm256_set1_ps,
+    _mm256_setr_epi32, _mm256_setzero_ps, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps,
+    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
 };
+
+/// The destination of a tile as raw parts (see [`super::TileOut`]).
+#[derive(Clone, Copy)]
+pub(super) struct Out {
+    ptr: *mut f32,
+    ldo: usize,
+    cols: usize,
+    bias: Option<*const f32>,
+    add: bool,
+}
+
+impl Out {
+    pub(super) fn new(
+        out: &mut [f32],
+        ldo: usize,
+        cols: usize,
+        bias: Option<&[f32]>,
+        add: bool,
+    ) -> Self {
+        Self {
+            ptr: out.as_mut_ptr(),
+            ldo,
+            cols,
+            bias: bias.map(<[f32]>::as_ptr),
+            add,
+        }
+    }
+}
 
 /// Expands to a `match` on `(rows, panels)` calling `$f::<ROWS, PANELS>$args` for each
 /// listed pair.
@@ -22,8 +52,11 @@ macro_rules! by_shape {
 /// AVX-512 tile of `rows × panels · 16` (see [`super::tile`] for the contract).
 ///
 /// # Safety
-/// The CPU supports AVX-512F; `1 ≤ rows ≤ 12`, `1 ≤ panels ≤ 2`, `kc ≥ 1`;
-/// `a.len() ≥ kc · rows`; `b.len() ≥ (panels − 1) · panel_stride + kc · 16`.
+/// The CPU supports AVX-512F; `1 ≤ rows ≤ 12`, `1 ≤ panels ≤ 2`, `kc ≥ 1`,
+/// `(panels − 1) · 16 < out.cols ≤ panels · 16`; `a.len() ≥ kc · rows`;
+/// `b.len() ≥ (panels − 1) · panel_stride + kc · 16`; `out.ptr` valid for reads and writes
+/// of `(rows − 1) · out.ldo + out.cols` elements and aliased by nothing; `out.bias`, if any,
+/// valid for `out.cols` reads.
 pub(super) unsafe fn avx512(
     a: &[f32],
     rows: usize,
@@ -31,9 +64,9 @@ pub(super) unsafe fn avx512(
     panel_stride: usize,
     panels: usize,
     kc: usize,
-    acc: &mut Tile,
+    out: Out,
 ) {
-    let (a, b, out) = (a.as_ptr(), b.as_ptr(), acc.as_mut_ptr());
+    let (a, b) = (a.as_ptr(), b.as_ptr());
     by_shape!(rows, panels, avx512_tile(a, b, panel_stride, kc, out);
         (1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1), (4, 2),
         (5, 1), (5, 2), (6, 1), (6, 2), (7, 1), (7, 2), (8, 1), (8, 2),
@@ -43,26 +76,27 @@ pub(super) unsafe fn avx512(
 /// AVX2 + FMA tile of `rows × 16` (one panel).
 ///
 /// # Safety
-/// The CPU supports AVX2 and FMA; `1 ≤ rows ≤ 6`, `kc ≥ 1`;
-/// `a.len() ≥ kc · rows`; `b.len() ≥ kc · 16`.
-pub(super) unsafe fn avx2(a: &[f32], rows: usize, b: &[f32], kc: usize, acc: &mut Tile) {
-    let (a, b, out) = (a.as_ptr(), b.as_ptr(), acc.as_mut_ptr());
+/// The CPU supports AVX2 and FMA; `1 ≤ rows ≤ 6`, `kc ≥ 1`, `1 ≤ out.cols ≤ 16`;
+/// `a.len() ≥ kc · rows`; `b.len() ≥ kc · 16`; `out` as for [`avx512`].
+pub(super) unsafe fn avx2(a: &[f32], rows: usize, b: &[f32], kc: usize, out: Out) {
+    let (a, b) = (a.as_ptr(), b.as_ptr());
     by_shape!(rows, 1, avx2_tile(a, b, kc, out);
         (1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1))
 }
 
 /// `R × (P · 16)` on AVX-512: per `k`, `P` panel rows loaded, `R` values of `A` broadcast,
-/// `R · P` fused multiply-adds into `zmm` accumulators.
+/// `R · P` fused multiply-adds into `zmm` accumulators; then each row written under a mask
+/// of its existing columns, with the bias and (when `out.add`) what `out` held.
 ///
 /// # Safety
-/// As [`avx512`], with `R = rows`, `P = panels`; `out` points at a [`Tile`].
+/// As [`avx512`], with `R = rows`, `P = panels`.
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512_tile<const R: usize, const P: usize>(
     a: *const f32,
     b: *const f32,
     panel_stride: usize,
     kc: usize,
-    out: *mut f32,
+    out: Out,
 ) {
     let mut c: [[__m512; P]; R] = [[_mm512_setzero_ps(); P]; R];
     for k in 0..kc {
@@ -80,25 +114,41 @@ unsafe fn avx512_tile<const R: usize, const P: usize>(
             }
         }
     }
-    for (r, row) in c.iter().enumerate() {
-        for (p, &v) in row.iter().enumerate() {
-            // In bounds: r < 12 = MAX_ROWS and p · 16 + 15 < 32 = TILE_STRIDE.
-            _mm512_storeu_ps(out.add(r * TILE_STRIDE + p * PANEL), v);
+    for p in 0..P {
+        // Lanes of panel p that exist: cols − 16p ≥ 1 (cols > (P − 1) · 16 ≥ 16p).
+        let n = (out.cols - p * PANEL).min(PANEL);
+        let mask: __mmask16 = if n == PANEL { 0xffff } else { (1u16 << n) - 1 };
+        // Masked-off lanes are neither read nor written (AVX-512 suppresses their faults).
+        let bias = match out.bias {
+            // In bounds: lanes < n, so p · 16 + lane < cols ≤ the bias's length.
+            Some(bp) => _mm512_maskz_loadu_ps(mask, bp.add(p * PANEL)),
+            None => _mm512_setzero_ps(),
+        };
+        for (r, row) in c.iter().enumerate() {
+            // In bounds: r < rows and the written lanes < n, so r · ldo + 16p + lane <
+            // (rows − 1) · ldo + cols.
+            let dst = out.ptr.add(r * out.ldo + p * PANEL);
+            let mut v = _mm512_add_ps(row[p], bias);
+            if out.add {
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, dst));
+            }
+            _mm512_mask_storeu_ps(dst, mask, v);
         }
     }
 }
 
 /// `R × 16` on AVX2: per `k`, two `ymm` of the panel row loaded, `R` values of `A`
-/// broadcast, `2R` fused multiply-adds.
+/// broadcast, `2R` fused multiply-adds; then each row written under a mask of its existing
+/// columns, with the bias and (when `out.add`) what `out` held.
 ///
 /// # Safety
-/// As [`avx2`], with `R = rows`; `out` points at a [`Tile`].
+/// As [`avx2`], with `R = rows`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn avx2_tile<const R: usize, const P: usize>(
     a: *const f32,
     b: *const f32,
     kc: usize,
-    out: *mut f32,
+    out: Out,
 ) {
     let mut c: [[__m256; 2]; R] = [[_mm256_setzero_ps(); 2]; R];
     for k in 0..kc {
@@ -112,9 +162,33 @@ unsafe fn avx2_tile<const R: usize, const P: usize>(
             row[1] = _mm256_fmadd_ps(av, b1, row[1]);
         }
     }
-    for (r, row) in c.iter().enumerate() {
-        // In bounds: r < 6 < MAX_ROWS and 15 < TILE_STRIDE.
-        _mm256_storeu_ps(out.add(r * TILE_STRIDE), row[0]);
-        _mm256_storeu_ps(out.add(r * TILE_STRIDE + 8), row[1]);
+    // Lane i of half h exists when 8h + i < cols (1 ≤ cols ≤ 16); a half with none is
+    // skipped, so every pointer below stays inside its buffer.
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let cols = out.cols as i32;
+    let masks: [__m256i; 2] = [
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lanes),
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lanes),
+    ];
+    for h in 0..2 {
+        if 8 * h >= out.cols {
+            break;
+        }
+        // Masked-off lanes are neither read nor written (AVX suppresses their faults).
+        let bias = match out.bias {
+            // In bounds: the read lanes have 8h + i < cols ≤ the bias's length.
+            Some(bp) => _mm256_maskload_ps(bp.add(8 * h), masks[h]),
+            None => _mm256_setzero_ps(),
+        };
+        for (r, row) in c.iter().enumerate() {
+            // In bounds: r < rows and the written lanes have 8h + i < cols, so
+            // r · ldo + 8h + i < (rows − 1) · ldo + cols.
+            let dst = out.ptr.add(r * out.ldo + 8 * h);
+            let mut v = _mm256_add_ps(row[h], bias);
+            if out.add {
+                v = _mm256_add_ps(v, _mm256_maskload_ps(dst, masks[h]));
+            }
+            _mm256_maskstore_ps(dst, masks[h], v);
+        }
     }
 }

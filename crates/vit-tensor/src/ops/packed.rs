@@ -25,7 +25,7 @@ use crate::error::{check_len, checked_mul, TensorResult};
 use crate::ops::matmul::{Epilogue, WeightLayout};
 
 #[cfg(feature = "packed")]
-use crate::kernels::{self, KernelPath, Tile, MAX_ROWS, PANEL, TILE_STRIDE};
+use crate::kernels::{self, KernelPath, TileOut, PANEL};
 #[cfg(feature = "packed")]
 use rayon::prelude::*;
 
@@ -346,7 +346,6 @@ fn block(
     let c0 = panels.start * PANEL;
     let c1 = (panels.end * PANEL).min(n);
     let step = path.max_panels();
-    let mut acc: Tile = [0.0; MAX_ROWS * TILE_STRIDE];
     let (mc, slice) = (MC, k.div_ceil(k.div_ceil(KC)));
     let tile_rows = path.max_rows();
     // One [MC, KC] block of `x`, tile by tile, each tile `[kc, rows]` (see `kernels::tile`).
@@ -365,26 +364,15 @@ fn block(
                 for r0 in (m0..m1).step_by(tile_rows) {
                     let rr = tile_rows.min(m1 - r0);
                     let a = &a_block[(r0 - m0) * kc..(r0 - m0 + rr) * kc];
-                    kernels::tile(path, a, rr, b, panel_stride, pc, kc, &mut acc);
-                    for r in 0..rr {
-                        let t = &acc[r * TILE_STRIDE..r * TILE_STRIDE + (j1 - j0)];
-                        let o0 = (r0 + r) * ldo + (j0 - c0);
-                        let o = &mut out[o0..o0 + (j1 - j0)];
-                        match (first, first && epilogue.accumulate, bias) {
-                            (true, false, Some(b)) => o
-                                .iter_mut()
-                                .zip(t)
-                                .zip(b)
-                                .for_each(|((o, &t), &b)| *o = t + b),
-                            (true, false, None) => o.copy_from_slice(t),
-                            (true, true, Some(b)) => o
-                                .iter_mut()
-                                .zip(t)
-                                .zip(b)
-                                .for_each(|((o, &t), &b)| *o += t + b),
-                            _ => o.iter_mut().zip(t).for_each(|(o, &t)| *o += t),
-                        }
-                    }
+                    let o0 = r0 * ldo + (j0 - c0);
+                    let dst = TileOut {
+                        out: &mut out[o0..],
+                        ldo,
+                        cols: j1 - j0,
+                        bias: if first { bias } else { None },
+                        add: !first || epilogue.accumulate,
+                    };
+                    kernels::tile(path, a, rr, b, panel_stride, pc, kc, dst);
                 }
             }
         }
