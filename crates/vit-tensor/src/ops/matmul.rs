@@ -147,6 +147,25 @@ pub struct Epilogue<'a> {
     pub accumulate: bool,
 }
 
+impl Epilogue<'_> {
+    /// Checks the bias against `out_features` and that no activation follows an
+    /// accumulation.
+    pub(crate) fn check(&self, out_features: usize) -> TensorResult<()> {
+        if let Some(b) = self.bias {
+            check_len("linear", "bias [out_features]", out_features, b.len())?;
+        }
+        if self.accumulate && self.activation.is_some() {
+            return Err(crate::TensorError::InvalidArgument {
+                op: "linear",
+                what: "epilogue",
+                value: format!("{self:?}"),
+                reason: "an activation cannot follow an accumulation",
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The general linear layer: `out ← act(x · Wᵀ + b)`, or `out ← out + x · Wᵀ + b` when
 /// accumulating, with the weight in either [`WeightLayout`].
 ///
@@ -183,17 +202,7 @@ pub fn linear_with(
     })?;
     let expected = checked_mul("linear", "output [rows, out_features]", rows, out_features)?;
     check_len("linear", "output [rows, out_features]", expected, out.len())?;
-    if let Some(b) = epilogue.bias {
-        check_len("linear", "bias [out_features]", out_features, b.len())?;
-    }
-    if epilogue.accumulate && epilogue.activation.is_some() {
-        return Err(crate::TensorError::InvalidArgument {
-            op: "linear",
-            what: "epilogue",
-            value: format!("{epilogue:?}"),
-            reason: "an activation cannot follow an accumulation",
-        });
-    }
+    epilogue.check(out_features)?;
     if rows == 0 || out_features == 0 {
         return Ok(());
     }

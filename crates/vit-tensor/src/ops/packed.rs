@@ -19,8 +19,6 @@
 //! reads one stream of `x` and one of each panel; tiles of up to 12 rows × 32 columns. Threads split rows when each gets ≥ 96 of them, else output columns
 //! (each thread then reads only its share of the weight, which is what batch 1 needs).
 
-#[cfg(feature = "packed")]
-use crate::error::TensorError;
 use crate::error::{check_len, checked_mul, TensorResult};
 use crate::ops::matmul::{Epilogue, WeightLayout};
 
@@ -228,17 +226,7 @@ pub fn linear_packed(
         check_len("linear", "input [rows, in_features]", expected, x.len())?;
         let expected = checked_mul("linear", "output [rows, out_features]", rows, n)?;
         check_len("linear", "output [rows, out_features]", expected, out.len())?;
-        if let Some(b) = epilogue.bias {
-            check_len("linear", "bias [out_features]", n, b.len())?;
-        }
-        if epilogue.accumulate && epilogue.activation.is_some() {
-            return Err(TensorError::InvalidArgument {
-                op: "linear",
-                what: "epilogue",
-                value: format!("{epilogue:?}"),
-                reason: "an activation cannot follow an accumulation",
-            });
-        }
+        epilogue.check(n)?;
         if rows == 0 || n == 0 {
             return Ok(());
         }
