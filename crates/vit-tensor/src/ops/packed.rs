@@ -9,9 +9,10 @@
 //! default, and with `gemm`) the weight is `Wᵀ` `[in_features, out_features]` row-major and
 //! the product is [`crate::linear_with`]'s (`matrixmultiply::sgemm`, or the `gemm` crate).
 //!
-//! **Measured** (docs/performance.md): the micro-kernels beat the `gemm` crate per call at
-//! 50-row products, but end to end on ViT-B/32 (Sapphire Rapids, 2 threads) the packed build
-//! was level at batch 1 and ~8 % slower at batch 32, so the shipped fast build stays on the
+//! **Measured** (docs/performance.md): the micro-kernels beat the `gemm` crate per call on
+//! the 50-row qkv and fc1 products, but end to end on ViT-B/32 (Sapphire Rapids, 2 threads)
+//! the packed build was level or slower at batch 1 and 9–25 % slower at batch 32 (every
+//! block of 96 rows streams the whole weight again), so the shipped fast build stays on the
 //! `gemm` crate and this feature is opt-in until the kernels win.
 //!
 //! The blocking: rows in blocks of [`MC`], the inner dimension in slices of at most [`KC`];
