@@ -15,9 +15,10 @@
 //! block of 96 rows streams the whole weight again), so the shipped fast build stays on the
 //! `gemm` crate and this feature is opt-in until the kernels win.
 //!
-//! The blocking: rows in blocks of [`MC`], the inner dimension in slices of at most [`KC`];
-//! each block × slice of `x` is packed (tile by tile, inner index major) so the micro-kernel
-//! reads one stream of `x` and one of each panel; tiles of up to 12 rows × 32 columns. Threads split rows when each gets ≥ 96 of them, else output columns
+//! The blocking: `x` packed once per call (tile by tile, inner index major, so the
+//! micro-kernel reads one stream of it), the inner dimension in slices of at most [`KC`],
+//! the panels in column blocks whose slice stays in L2 while every row passes over it;
+//! tiles of up to 12 rows × 32 columns. Threads split rows when each gets ≥ 96 of them, else output columns
 //! (each thread then reads only its share of the weight, which is what batch 1 needs).
 
 use crate::error::{check_len, checked_mul, TensorResult};
@@ -28,8 +29,6 @@ use crate::kernels::{self, KernelPath, TileOut, PANEL};
 #[cfg(feature = "packed")]
 use rayon::prelude::*;
 
-/// Rows of `x` per block (a multiple of the tile height).
-pub const MC: usize = 96;
 /// Longest inner-dimension slice per pass over a panel group; longer inner dimensions are
 /// cut into equal slices. One tile's slice of `x` stays in L1, the panel group's in L2, and
 /// the output tile is read back once per slice (shorter slices made that the bottleneck at
@@ -317,6 +316,11 @@ fn packed_product(
 
 /// Columns `panels · 16` (clipped to `out_features`) of `x · Wᵀ` with the epilogue, into
 /// `out` `[rows, ldo]` whose column 0 is the first column of `panels`.
+///
+/// Loop order: `x` packed once (every inner slice, tile by tile); then column blocks of
+/// the panels whose slice fits [`panel_block_bytes`] (kept in L2 while every row tile passes
+/// over it), inner slices, row tiles (a tile of `x` stays in L1 across the block's panel
+/// groups), panel groups. Each weight element is read from memory once per call.
 #[cfg(feature = "packed")]
 #[allow(clippy::too_many_arguments)]
 fn block(
@@ -333,44 +337,81 @@ fn block(
     let panel_stride = k * PANEL;
     let packed = w.values();
     let c0 = panels.start * PANEL;
-    let c1 = (panels.end * PANEL).min(n);
     let step = path.max_panels();
-    let (mc, slice) = (MC, k.div_ceil(k.div_ceil(KC)));
+    let slice = k.div_ceil(k.div_ceil(KC));
     let tile_rows = path.max_rows();
-    // One [MC, KC] block of `x`, tile by tile, each tile `[kc, rows]` (see `kernels::tile`).
-    let mut a_block = vec![0.0f32; mc.min(rows) * slice];
-    for m0 in (0..rows).step_by(mc) {
-        let m1 = (m0 + mc).min(rows);
+    let block_panels = (panel_block_bytes(path) / (slice * PANEL * 4))
+        .max(1)
+        .next_multiple_of(step);
+    A_PACKED.with_borrow_mut(|a_all| {
+        // Slice by slice, `[kc, rows]` tiles: slice `k0..k0 + kc` at `k0 · rows`.
+        a_all.clear();
+        a_all.resize(rows * k, 0.0);
         for k0 in (0..k).step_by(slice) {
             let kc = slice.min(k - k0);
-            let first = k0 == 0;
-            pack_a(x, k, m0..m1, k0..k0 + kc, tile_rows, &mut a_block);
-            for p in panels.clone().step_by(step) {
-                let pc = step.min(panels.end - p);
-                let b = &packed[p * panel_stride + k0 * PANEL..];
-                let (j0, j1) = (p * PANEL, ((p + pc) * PANEL).min(n));
-                let bias = epilogue.bias.map(|b| &b[j0..j1]);
-                for r0 in (m0..m1).step_by(tile_rows) {
-                    let rr = tile_rows.min(m1 - r0);
-                    let a = &a_block[(r0 - m0) * kc..(r0 - m0 + rr) * kc];
-                    let o0 = r0 * ldo + (j0 - c0);
-                    let dst = TileOut {
-                        out: &mut out[o0..],
-                        ldo,
-                        cols: j1 - j0,
-                        bias: if first { bias } else { None },
-                        add: !first || epilogue.accumulate,
-                    };
-                    kernels::tile(path, a, rr, b, panel_stride, pc, kc, dst);
+            pack_a(
+                x,
+                k,
+                0..rows,
+                k0..k0 + kc,
+                tile_rows,
+                &mut a_all[k0 * rows..(k0 + kc) * rows],
+            );
+        }
+        for pb in panels.clone().step_by(block_panels) {
+            let pe = (pb + block_panels).min(panels.end);
+            for k0 in (0..k).step_by(slice) {
+                let kc = slice.min(k - k0);
+                let first = k0 == 0;
+                let a_slice = &a_all[k0 * rows..(k0 + kc) * rows];
+                for r0 in (0..rows).step_by(tile_rows) {
+                    let rr = tile_rows.min(rows - r0);
+                    let a = &a_slice[r0 * kc..(r0 + rr) * kc];
+                    for p in (pb..pe).step_by(step) {
+                        let pc = step.min(pe - p);
+                        let b = &packed[p * panel_stride + k0 * PANEL..];
+                        let (j0, j1) = (p * PANEL, ((p + pc) * PANEL).min(n));
+                        let o0 = r0 * ldo + (j0 - c0);
+                        let dst = TileOut {
+                            out: &mut out[o0..],
+                            ldo,
+                            cols: j1 - j0,
+                            bias: if first {
+                                epilogue.bias.map(|b| &b[j0..j1])
+                            } else {
+                                None
+                            },
+                            add: !first || epilogue.accumulate,
+                        };
+                        kernels::tile(path, a, rr, b, panel_stride, pc, kc, dst);
+                    }
+                }
+            }
+            if let Some(act) = epilogue.activation {
+                let (j0, j1) = (pb * PANEL - c0, (pe * PANEL).min(n) - c0);
+                for r in 0..rows {
+                    act.apply_chunk(&mut out[r * ldo + j0..r * ldo + j1]);
                 }
             }
         }
-        if let Some(act) = epilogue.activation {
-            for r in m0..m1 {
-                act.apply_chunk(&mut out[r * ldo..r * ldo + (c1 - c0)]);
-            }
-        }
+    });
+}
+
+/// Bytes of one inner slice of a column block of panels: what stays in L2 while the row
+/// tiles pass over it (1 MiB on AVX-512 machines, whose L2 is 1–2 MiB; 512 KiB on AVX2 ones,
+/// Zen 3's L2).
+#[cfg(feature = "packed")]
+fn panel_block_bytes(path: KernelPath) -> usize {
+    match path {
+        KernelPath::Avx512 => 1 << 20,
+        _ => 1 << 19,
     }
+}
+
+#[cfg(feature = "packed")]
+thread_local! {
+    /// This thread's packed `x`, reused across calls (no allocation or page faults per call).
+    static A_PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Packs `x[rows, cols]` (row stride `k`) into `dst` tile by tile: the tile of rows
