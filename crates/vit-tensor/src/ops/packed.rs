@@ -11,9 +11,9 @@
 //!
 //! **Measured** (docs/performance.md): the micro-kernels beat the `gemm` crate per call on
 //! the 50-row qkv and fc1 products, but end to end on ViT-B/32 (Sapphire Rapids, 2 threads)
-//! the packed build was level or slower at batch 1 and 9–25 % slower at batch 32 (every
-//! block of 96 rows streams the whole weight again), so the shipped fast build stays on the
-//! `gemm` crate and this feature is opt-in until the kernels win.
+//! the packed build was level or slower at batch 1 and 9–25 % slower at batch 32, so the
+//! shipped fast build stays on the `gemm` crate and this feature is opt-in until the
+//! kernels win.
 //!
 //! The blocking: `x` packed once per call (tile by tile, inner index major, so the
 //! micro-kernel reads one stream of it), the inner dimension in slices of at most [`KC`],
