@@ -345,18 +345,14 @@ fn block(
         .next_multiple_of(step);
     A_PACKED.with_borrow_mut(|a_all| {
         // Slice by slice, `[kc, rows]` tiles: slice `k0..k0 + kc` at `k0 · rows`.
-        a_all.clear();
-        a_all.resize(rows * k, 0.0);
+        // Grown, never cleared: packing writes every element of the first rows · k.
+        if a_all.len() < rows * k {
+            a_all.resize(rows * k, 0.0);
+        }
         for k0 in (0..k).step_by(slice) {
             let kc = slice.min(k - k0);
-            pack_a(
-                x,
-                k,
-                0..rows,
-                k0..k0 + kc,
-                tile_rows,
-                &mut a_all[k0 * rows..(k0 + kc) * rows],
-            );
+            let dst = &mut a_all[k0 * rows..(k0 + kc) * rows];
+            pack_a(x, k, rows, k0..k0 + kc, tile_rows, dst);
         }
         for pb in panels.clone().step_by(block_panels) {
             let pe = (pb + block_panels).min(panels.end);
@@ -414,22 +410,23 @@ thread_local! {
     static A_PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Packs `x[rows, cols]` (row stride `k`) into `dst` tile by tile: the tile of rows
-/// `r0..r0 + rr` (`rr = min(tile_rows, …)`) starts at `(r0 − rows.start) · cols.len()` and
-/// holds `x[r0 + r][cols.start + c]` at `c · rr + r`.
+/// Packs `x[0..rows, cols]` (row stride `k`) into `dst` tile by tile: the tile of rows
+/// `r0..r0 + rr` (`rr = min(tile_rows, rows − r0)`) starts at `r0 · cols.len()` and holds
+/// `x[r0 + r][cols.start + c]` at `c · rr + r`. Every element of `dst[..rows · cols.len()]`
+/// is written.
 #[cfg(feature = "packed")]
 fn pack_a(
     x: &[f32],
     k: usize,
-    rows: std::ops::Range<usize>,
+    rows: usize,
     cols: std::ops::Range<usize>,
     tile_rows: usize,
     dst: &mut [f32],
 ) {
     let kc = cols.len();
-    for r0 in rows.clone().step_by(tile_rows) {
-        let rr = tile_rows.min(rows.end - r0);
-        let tile = &mut dst[(r0 - rows.start) * kc..(r0 - rows.start + rr) * kc];
+    for r0 in (0..rows).step_by(tile_rows) {
+        let rr = tile_rows.min(rows - r0);
+        let tile = &mut dst[r0 * kc..(r0 + rr) * kc];
         for r in 0..rr {
             let src = &x[(r0 + r) * k + cols.start..(r0 + r) * k + cols.end];
             for (c, &v) in src.iter().enumerate() {
