@@ -3,7 +3,7 @@
 use criterion::{BenchmarkId, Throughput};
 use std::hint::black_box;
 use vit_benches::{batch_sizes, criterion, towers};
-use vit_layers::{LayerNorm, Mlp, MultiHeadAttention, PatchEmbed};
+use vit_layers::{AttentionPath, LayerNorm, Mlp, MultiHeadAttention, PatchEmbed};
 use vit_tensor::LcgRng;
 
 fn main() {
@@ -29,6 +29,12 @@ fn main() {
             group.bench_function(
                 BenchmarkId::from_parameter(format!("{tower}_attention_b{batch}")),
                 |b| b.iter(|| attn.forward(black_box(&x), batch, t)),
+            );
+            // The tiled path (online softmax, no [N, N] scores) beside the default two-pass.
+            let tiled = attn.clone().with_path(AttentionPath::Tiled);
+            group.bench_function(
+                BenchmarkId::from_parameter(format!("{tower}_attention_tiled_b{batch}")),
+                |b| b.iter(|| tiled.forward(black_box(&x), batch, t)),
             );
 
             group.throughput(Throughput::Elements((4 * rows * d * i) as u64));

@@ -172,6 +172,19 @@ def cpu_name() -> str:
     return platform.processor()
 
 
+def cpu_flags() -> list[str]:
+    """The vector extensions /proc/cpuinfo lists (AVX2, FMA, AVX-512*, AMX*)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return sorted(x for x in line.split(":", 1)[1].split()
+                                  if x in ("avx2", "fma", "avx_vnni") or x.startswith(("avx512", "amx")))
+    except OSError:
+        pass
+    return []
+
+
 # ----------------------------------------------------------------------------- model & inputs
 
 def perturb_(model, seed: int) -> None:
@@ -516,11 +529,11 @@ def main() -> None:
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__,
                      "onnxruntime": onnxruntime.__version__, "numpy": np.__version__},
-        "cpu": cpu_name(), "nproc": os.cpu_count(),
+        "cpu": cpu_name(), "cpu_flags": cpu_flags(), "nproc": os.cpu_count(),
     }
 
     print()
-    print(f"{meta['cpu']}, {a.threads} threads; torch {torch.__version__}, "
+    print(f"{meta['cpu']} [{' '.join(meta['cpu_flags'])}], {a.threads} threads; torch {torch.__version__}, "
           f"transformers {transformers.__version__}, onnxruntime {onnxruntime.__version__}")
     hdr = (f"{'runtime':8s} {'batch':>5s} {'median s':>9s} {'min s':>9s} {'max s':>9s} "
            f"{'img/s':>8s} {'ms/img':>8s} {'peak RSS':>9s} {'pre-load':>9s} {'calls':>6s} {'dropped':>7s}")

@@ -49,7 +49,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_peers import (  # noqa: E402  (the shared harness, one directory up the path)
-    OthersWatch, cpu_name, perturb_, proc_status_kib, report_ratios_and_json, run_rust, run_sub,
+    OthersWatch, cpu_flags, cpu_name, perturb_, proc_status_kib, report_ratios_and_json, run_rust, run_sub,
     summarise, time_calls)
 
 PRESETS = {
@@ -280,19 +280,6 @@ def worker(a: argparse.Namespace) -> None:
 
 
 # ----------------------------------------------------------------------------- driver
-
-def cpu_flags() -> list[str]:
-    """The vector extensions /proc/cpuinfo lists (AVX2, FMA, AVX-512*, AMX*)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return sorted(x for x in line.split(":", 1)[1].split()
-                                  if x in ("avx2", "fma", "avx_vnni") or x.startswith(("avx512", "amx")))
-    except OSError:
-        pass
-    return []
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,

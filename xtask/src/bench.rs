@@ -134,14 +134,20 @@ fn is_text(preset: &str) -> bool {
     preset.starts_with("text_")
 }
 
-/// Builds `example` of vit-benches in release for both GEMM backends and copies each out of
+/// Builds `example` of vit-benches in release for each build (the `gemm` crate, matrixmultiply,
+/// `gemm` + `packed`) and copies each out of
 /// the target dir: `NAME=PATH` arguments for the scripts' `--rust-worker`.
 fn build_workers(example: &str) -> Result<Vec<String>> {
     let cargo = super::cargo();
     let out_dir = super::target_dir().join("bench");
     std::fs::create_dir_all(&out_dir)?;
     let mut workers = Vec::new();
-    for (name, features) in [("clip-vision-gemm", Some("gemm")), ("clip-vision-mm", None)] {
+    for (name, features) in [
+        ("clip-vision-gemm", Some("gemm")),
+        ("clip-vision-mm", None),
+        // The opt-in packed micro-kernels for the linear layers (on top of `gemm`).
+        ("clip-vision-packed", Some("gemm,packed")),
+    ] {
         let mut args = vec![
             "build",
             "--release",
@@ -349,7 +355,8 @@ fn benchmarks_md(
         "- machine: {} ({} cores), Linux\n- threads: 2 for every runtime\n- versions: {rustc}; torch {}, \
          transformers {}, onnxruntime {}, Python {}\n- clip-vision workers: `clip-vision-gemm` (cargo feature \
          `gemm`, what the `clip-vision` command is built with), `clip-vision-mm` (the library default, \
-         matrixmultiply)\n",
+         matrixmultiply), `clip-vision-packed` (features `gemm` and `packed`: the linear layers on \
+         vit-tensor's own micro-kernels)\n",
         meta.and_then(|m| m["cpu"].as_str()).unwrap_or("?"),
         meta.and_then(|m| m["nproc"].as_u64()).unwrap_or(0),
         v("torch"),
@@ -408,6 +415,24 @@ fn sorted_results(report: &Value) -> Vec<Value> {
 
 fn vision_section(md: &mut String, preset: &str, report: &Value) {
     let _ = writeln!(md, "## {preset}, f32, image_embeds\n");
+    let meta = &report["meta"];
+    let flags: Vec<&str> = meta["cpu_flags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let _ = writeln!(
+        md,
+        "Measured on {} ({} cores); vector extensions: {}.\n",
+        meta["cpu"].as_str().unwrap_or("?"),
+        meta["nproc"].as_u64().unwrap_or(0),
+        if flags.is_empty() {
+            "not reported".to_owned()
+        } else {
+            flags.join(", ")
+        },
+    );
     let _ = writeln!(md, "| runtime | batch | median s/batch (min–max) | images/s | ms/image | peak RSS | × ORT | × torch | × candle |");
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     let results = report["results"].as_array().cloned().unwrap_or_default();

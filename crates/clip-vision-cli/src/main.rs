@@ -195,6 +195,10 @@ fn main() -> ExitCode {
         eprintln!("error: {}: {e}", clip_vision::kernels::KERNEL_ENV);
         return ExitCode::from(2);
     }
+    if let Err(e) = clip_vision::attention::env_attention_path() {
+        eprintln!("error: {}: {e}", clip_vision::attention::ATTENTION_ENV);
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Embed(args) => embed::run(args),
         Command::Similar(args) => similar(&args),
@@ -442,12 +446,24 @@ fn print_cpu_and_kernels() {
         "matrixmultiply sgemm on Wᵀ (build without the gemm feature)".into()
     };
     println!("kernels         linear layers: {linear}");
-    println!(
-        "                attention products: {}",
-        if cfg!(feature = "gemm") {
-            "gemm crate"
-        } else {
-            "matrixmultiply"
-        }
-    );
+    use clip_vision::attention::{self as attn, AttentionPath};
+    let attention = match attn::attention_path().resolve(0) {
+        AttentionPath::Tiled => format!(
+            "tiled (online softmax, no [N, N] scores), {} micro-kernels",
+            kernels::kernel_path()
+        ),
+        _ => format!(
+            "two-pass (scores, softmax, values), products on {}",
+            if cfg!(feature = "gemm") {
+                "the gemm crate"
+            } else {
+                "matrixmultiply"
+            }
+        ),
+    };
+    let how = match attn::env_attention_path() {
+        Ok(Some(_)) => format!("forced by {}", attn::ATTENTION_ENV),
+        _ => "auto".into(),
+    };
+    println!("                attention: {attention} ({how})");
 }

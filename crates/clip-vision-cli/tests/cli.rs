@@ -773,8 +773,31 @@ fn similar_ranks_the_query_first_and_info_describes_the_model() {
         "width 64, 2 layers, 4 heads of 16",
         "F32",
         "center crop 224×224",
+        "cpu features",
+        "attention: two-pass",
     ] {
         assert!(info.contains(want), "{want:?} in\n{info}");
+    }
+    let out = run(bin()
+        .env("VIT_ATTENTION", "tiled")
+        .args(["info", "--model"])
+        .arg(demo()));
+    let info = text(&out.stdout);
+    assert!(
+        info.contains("attention: tiled") && info.contains("forced by VIT_ATTENTION"),
+        "{info}"
+    );
+}
+
+/// A kernel or attention path the environment names but this build or CPU cannot run stops
+/// the command before any work, naming the variable and the value.
+#[test]
+fn bad_kernel_and_attention_settings_are_refused() {
+    for (var, value) in [("VIT_TENSOR_KERNEL", "avx9000"), ("VIT_ATTENTION", "flash")] {
+        let out = run(bin().env(var, value).args(["info", "--model"]).arg(demo()));
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let err = text(&out.stderr);
+        assert!(err.contains(var) && err.contains(value), "{err}");
     }
 }
 

@@ -57,6 +57,8 @@ pub use model::ClipModel;
 pub use pipeline::{EmbedKind, ImageEmbedder, ImageEmbedderBuilder};
 #[cfg(feature = "image")]
 pub use preprocess::ImageProcessor;
+/// Attention and its two paths (two-pass, tiled): which one runs, forcing one.
+pub use vit_layers::attention;
 /// The micro-kernels' run-time dispatch: which path runs, forcing one, the CPU's features.
 pub use vit_tensor::kernels;
 pub use vit_tensor::{Activation, LcgRng};

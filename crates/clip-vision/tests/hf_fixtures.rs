@@ -70,6 +70,24 @@ fn every_kernel_path_matches_transformers() {
     force_kernel_path(None).unwrap();
 }
 
+/// The tiled attention path (online softmax, no `[N, N]` scores) on every kernel path this
+/// CPU has keeps the transformers tolerance on the tiny towers. The paths are process-wide
+/// settings; tests running beside this one see correct results on either.
+#[test]
+fn tiled_attention_matches_transformers() {
+    use clip_vision::attention::{force_attention_path, AttentionPath};
+    use clip_vision::kernels::{force_kernel_path, KernelPath};
+    force_attention_path(Some(AttentionPath::Tiled));
+    for path in KernelPath::supported() {
+        force_kernel_path(Some(path)).unwrap();
+        for name in TINY {
+            check_fixture(name);
+        }
+    }
+    force_kernel_path(None).unwrap();
+    force_attention_path(None);
+}
+
 #[test]
 fn batch_results_equal_single_results() {
     for name in TINY {

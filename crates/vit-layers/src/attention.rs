@@ -6,11 +6,127 @@
 //! The q, k and v projections are held as one fused `[3·D, D]` layer so the three
 //! products are one matrix multiplication; each head then reads its q, k and v as strided
 //! views of that output, with no copies.
+//!
+//! Each head runs on one of two [`AttentionPath`]s: the two-pass one (the `[N, N]` scores
+//! by GEMM, a row softmax, a second GEMM) or the tiled one
+//! ([`vit_tensor::ops::attention`]: online softmax, no `[N, N]` matrix). Both give the
+//! reference's numbers; which is faster depends on the CPU and the sequence length
+//! (docs/performance.md), so the choice is a setting, [`AttentionPath::Auto`] by default.
 
 use crate::{AttentionMask, Linear};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
 use vit_tensor::error::{check_len, checked_mul};
+use vit_tensor::ops::attention::{attention_into, AttentionTiles, KeyMask};
 use vit_tensor::{gemm, MatMut, MatRef, TensorError, TensorResult};
+
+/// Environment variable that sets the [`AttentionPath`] of a process: `two-pass`, `tiled`
+/// or `auto`.
+pub const ATTENTION_ENV: &str = "VIT_ATTENTION";
+
+/// How each head computes `softmax(q·kᵀ·scale + mask)·v`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionPath {
+    /// The path measured fastest for the sequence length on the CPUs measured so far:
+    /// two-pass at every length up to 577 tokens (docs/performance.md, "Attention").
+    Auto,
+    /// Scores `[N, N]` by GEMM, softmax of each row, then the product with `v` by GEMM.
+    TwoPass,
+    /// [`vit_tensor::ops::attention::attention_into`]: key blocks, online softmax.
+    Tiled,
+}
+
+impl AttentionPath {
+    /// The name [`ATTENTION_ENV`] takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttentionPath::Auto => "auto",
+            AttentionPath::TwoPass => "two-pass",
+            AttentionPath::Tiled => "tiled",
+        }
+    }
+
+    /// The path a sequence of `seq_len` tokens takes (never `Auto`).
+    pub fn resolve(self, seq_len: usize) -> AttentionPath {
+        let _ = seq_len; // Auto does not depend on it yet: two-pass measured fastest at every length.
+        match self {
+            AttentionPath::Auto => AttentionPath::TwoPass,
+            p => p,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            AttentionPath::Auto => 1,
+            AttentionPath::TwoPass => 2,
+            AttentionPath::Tiled => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for AttentionPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for AttentionPath {
+    type Err = TensorError;
+
+    fn from_str(s: &str) -> TensorResult<Self> {
+        match s {
+            "auto" => Ok(AttentionPath::Auto),
+            "two-pass" => Ok(AttentionPath::TwoPass),
+            "tiled" => Ok(AttentionPath::Tiled),
+            other => Err(TensorError::InvalidArgument {
+                op: "attention path",
+                what: "name",
+                value: other.to_owned(),
+                reason: "expected auto, two-pass or tiled",
+            }),
+        }
+    }
+}
+
+/// The path set by [`force_attention_path`] (0: none).
+static FORCED: AtomicU8 = AtomicU8::new(0);
+
+/// Forces `path` for every later attention of this process (`None`: back to
+/// [`ATTENTION_ENV`], else [`AttentionPath::Auto`]).
+pub fn force_attention_path(path: Option<AttentionPath>) {
+    FORCED.store(path.map_or(0, AttentionPath::code), Ordering::Relaxed);
+}
+
+/// The path [`ATTENTION_ENV`] asks for.
+///
+/// # Errors
+/// [`TensorError::InvalidArgument`] for an unknown name.
+pub fn env_attention_path() -> TensorResult<Option<AttentionPath>> {
+    match std::env::var(ATTENTION_ENV) {
+        Ok(v) if !v.is_empty() => v.parse().map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The path in force: [`force_attention_path`]'s, else [`ATTENTION_ENV`]'s (read once; an
+/// unknown name warns and falls back), else [`AttentionPath::Auto`].
+pub fn attention_path() -> AttentionPath {
+    match FORCED.load(Ordering::Relaxed) {
+        2 => return AttentionPath::TwoPass,
+        3 => return AttentionPath::Tiled,
+        1 => return AttentionPath::Auto,
+        _ => {}
+    }
+    static FROM_ENV: OnceLock<AttentionPath> = OnceLock::new();
+    *FROM_ENV.get_or_init(|| match env_attention_path() {
+        Ok(p) => p.unwrap_or(AttentionPath::Auto),
+        Err(e) => {
+            eprintln!("warning: {ATTENTION_ENV}: {e}; using auto");
+            AttentionPath::Auto
+        }
+    })
+}
 
 /// Multi-head self-attention (Vaswani et al. 2017, §3.2.2).
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +136,8 @@ pub struct MultiHeadAttention {
     /// `[D, D]`
     out_proj: Linear,
     n_heads: usize,
+    /// This layer's own path; `Auto` defers to [`attention_path`].
+    path: AttentionPath,
 }
 
 impl MultiHeadAttention {
@@ -88,6 +206,7 @@ impl MultiHeadAttention {
             qkv,
             out_proj,
             n_heads,
+            path: AttentionPath::Auto,
         })
     }
 
@@ -104,6 +223,22 @@ impl MultiHeadAttention {
         let qkv = Linear::random(dim, 3 * dim, true, std, rng);
         let out = Linear::random(dim, dim, true, std, rng);
         Self::from_fused(qkv, out, n_heads)
+    }
+
+    /// This layer on `path` whatever the process setting ([`force_attention_path`],
+    /// [`ATTENTION_ENV`]); `AttentionPath::Auto` defers to that setting again.
+    pub fn with_path(mut self, path: AttentionPath) -> Self {
+        self.path = path;
+        self
+    }
+
+    /// The path a sequence of `seq_len` tokens takes through this layer.
+    pub fn path_for(&self, seq_len: usize) -> AttentionPath {
+        match self.path {
+            AttentionPath::Auto => attention_path(),
+            p => p,
+        }
+        .resolve(seq_len)
     }
 
     /// Embedding width `D`.
@@ -254,7 +389,7 @@ impl MultiHeadAttention {
     }
 
     /// One head of sequence `b`: `softmax(q_h · k_hᵀ · scale + mask) · v_h` into `out`, a
-    /// `[seq_len, head_dim]` view.
+    /// `[seq_len, head_dim]` view, on `path` (two-pass or tiled).
     #[allow(clippy::too_many_arguments)]
     fn head(
         &self,
@@ -263,7 +398,8 @@ impl MultiHeadAttention {
         seq_len: usize,
         mask: AttentionMask<'_>,
         b: usize,
-        scores: &mut [f32],
+        path: AttentionPath,
+        scratch: &mut HeadScratch,
         out: MatMut<'_>,
     ) -> TensorResult<()> {
         let (dim, head_dim) = (self.dim(), self.head_dim());
@@ -277,6 +413,15 @@ impl MultiHeadAttention {
             3 * dim,
             1,
         )?;
+        if path == AttentionPath::Tiled {
+            let keys = KeyMask {
+                causal: mask.causal,
+                keep: mask.keep.map(|keep| &keep[b * seq_len..(b + 1) * seq_len]),
+            };
+            return attention_into(q, k, v, scale, keys, out, &mut scratch.tiles);
+        }
+        let scores = &mut scratch.scores;
+        scores.resize(seq_len * seq_len, 0.0);
         gemm(
             scale,
             q,
@@ -304,10 +449,10 @@ impl MultiHeadAttention {
         b: usize,
     ) -> TensorResult<()> {
         let (dim, head_dim) = (self.dim(), self.head_dim());
+        let path = self.path_for(seq_len);
         let heads = (0..self.n_heads)
             .into_par_iter()
-            .map(|h| {
-                let mut scores = vec![0.0f32; seq_len * seq_len];
+            .map_init(HeadScratch::default, |scratch, h| {
                 let mut out = vec![0.0f32; seq_len * head_dim]; // [seq_len, head_dim]
                 self.head(
                     qkv,
@@ -315,7 +460,8 @@ impl MultiHeadAttention {
                     seq_len,
                     mask,
                     b,
-                    &mut scores,
+                    path,
+                    scratch,
                     MatMut::row_major(&mut out, seq_len, head_dim)?,
                 )?;
                 Ok(out)
@@ -343,13 +489,22 @@ impl MultiHeadAttention {
         b: usize,
     ) -> TensorResult<()> {
         let (dim, head_dim) = (self.dim(), self.head_dim());
-        let mut scores = vec![0.0f32; seq_len * seq_len]; // [seq_len, seq_len]
+        let path = self.path_for(seq_len);
+        let mut scratch = HeadScratch::default();
         for h in 0..self.n_heads {
             let out = MatMut::new(&mut ctx[h * head_dim..], seq_len, head_dim, dim, 1)?;
-            self.head(qkv, h, seq_len, mask, b, &mut scores, out)?;
+            self.head(qkv, h, seq_len, mask, b, path, &mut scratch, out)?;
         }
         Ok(())
     }
+}
+
+/// What one head works in: the `[seq_len, seq_len]` scores of the two-pass path, or the
+/// tiles of the tiled one.
+#[derive(Debug, Default)]
+struct HeadScratch {
+    scores: Vec<f32>,
+    tiles: AttentionTiles,
 }
 
 /// The buffers attention works in: q/k/v `[rows, 3·D]` and context `[rows, D]`.
@@ -481,7 +636,11 @@ mod tests {
         let mut keep = vec![true; 3 * t];
         keep[t + 3..2 * t].fill(false);
         keep[2 * t..2 * t + 2].fill(false);
-        for causal in [false, true] {
+        for (causal, path) in [false, true]
+            .into_iter()
+            .flat_map(|c| [(c, AttentionPath::TwoPass), (c, AttentionPath::Tiled)])
+        {
+            let attn = attn.clone().with_path(path);
             let mask = AttentionMask {
                 causal,
                 keep: Some(&keep),
@@ -501,11 +660,72 @@ mod tests {
                     };
                     let want = naive_masked(&attn, &x[b * t * d..(b + 1) * t * d], t, &sees);
                     for (g, w) in y[b * t * d..(b + 1) * t * d].iter().zip(&want) {
-                        assert!((g - w).abs() < 1e-5, "causal {causal} seq {b}: {g} vs {w}");
+                        assert!(
+                            (g - w).abs() < 1e-5,
+                            "{path}, causal {causal}, seq {b}: {g} vs {w}"
+                        );
                     }
                 }
             }
         }
+    }
+
+    /// A sequence longer than one key block (300 tokens: two blocks and a cut-short one)
+    /// matches attention in f64 on both paths, with and without masks, at one thread (heads
+    /// one after another) and two (heads in parallel).
+    #[test]
+    fn long_sequences_agree_on_both_paths() {
+        let mut rng = LcgRng::new(21);
+        let (d, heads, t) = (32, 2, 300);
+        let attn = random_attention(&mut rng, d, heads);
+        let x = rng.normal_vec(t * d, 0.0, 1.0);
+        let keep: Vec<bool> = (0..t).map(|j| j % 7 != 3).collect();
+        for mask in [
+            AttentionMask::NONE,
+            AttentionMask::causal(),
+            AttentionMask::causal().with_padding(&keep),
+        ] {
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let run = |path| {
+                    let a = attn.clone().with_path(path);
+                    pool.install(|| a.forward_masked(&x, 1, t, mask)).unwrap()
+                };
+                let sees = |i: usize, j: usize| mask.allows(0, t, i, j);
+                let want = naive_masked(&attn, &x, t, &sees);
+                for path in [AttentionPath::TwoPass, AttentionPath::Tiled] {
+                    let got = run(path);
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g - w).abs() < 1e-5 * (1.0 + w.abs()),
+                            "{path}, {mask:?}, element {i}: {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn attention_paths_parse_and_resolve() {
+        for p in [
+            AttentionPath::Auto,
+            AttentionPath::TwoPass,
+            AttentionPath::Tiled,
+        ] {
+            assert_eq!(p.name().parse::<AttentionPath>().unwrap(), p);
+        }
+        let e = "fused".parse::<AttentionPath>().unwrap_err();
+        assert!(e.to_string().contains("fused"), "{e}");
+        assert_eq!(AttentionPath::Tiled.resolve(1), AttentionPath::Tiled);
+        assert_eq!(
+            AttentionPath::TwoPass.resolve(10_000),
+            AttentionPath::TwoPass
+        );
+        assert_eq!(AttentionPath::Auto.resolve(577), AttentionPath::TwoPass);
     }
 
     #[test]

@@ -35,7 +35,9 @@ pub mod mlp;
 pub mod patch_embed;
 pub mod pos_embed;
 
-pub use attention::{AttentionScratch, MultiHeadAttention};
+pub use attention::{
+    attention_path, force_attention_path, AttentionPath, AttentionScratch, MultiHeadAttention,
+};
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mask::AttentionMask;

@@ -151,6 +151,28 @@ impl<'a> MatRef<'a> {
         )
     }
 
+    /// The rows `rows` of the view (same columns, same strides).
+    ///
+    /// # Errors
+    /// [`TensorError::InvalidArgument`] when the range leaves the view.
+    pub fn row_range(self, rows: std::ops::Range<usize>) -> TensorResult<Self> {
+        Ok(self
+            .t()
+            .columns(rows.clone())
+            .map_err(|_| TensorError::InvalidArgument {
+                op: "MatRef::row_range",
+                what: "row range",
+                value: format!("{:?} of {}", rows, self.rows),
+                reason: "must lie within the view",
+            })?
+            .t())
+    }
+
+    /// The buffer and the two strides, for kernels of this crate that pack a view.
+    pub(crate) fn parts(&self) -> (&'a [f32], usize, usize) {
+        (self.data, self.row_stride, self.col_stride)
+    }
+
     /// Element `(i, j)`, or `None` outside the view.
     pub fn get(&self, i: usize, j: usize) -> Option<f32> {
         if i < self.rows && j < self.cols {
@@ -249,6 +271,26 @@ impl<'a> MatMut<'a> {
     /// Number of columns.
     pub fn cols(&self) -> usize {
         self.cols
+    }
+
+    /// Writes `values` into row `i`.
+    ///
+    /// # Panics
+    /// When `i` is not a row of the view or `values` is not one value per column: callers
+    /// inside this crate check both first.
+    pub(crate) fn write_row(&mut self, i: usize, values: &[f32]) {
+        assert!(
+            i < self.rows && values.len() == self.cols,
+            "write_row outside the view"
+        );
+        if self.col_stride == 1 {
+            let start = i * self.row_stride;
+            self.data[start..start + self.cols].copy_from_slice(values);
+        } else {
+            for (j, &v) in values.iter().enumerate() {
+                self.data[i * self.row_stride + j * self.col_stride] = v;
+            }
+        }
     }
 
     /// Multiplies every element of the view by `beta`; `beta = 0` writes zeros (it does not

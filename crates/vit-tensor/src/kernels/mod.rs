@@ -236,13 +236,17 @@ pub fn kernel_path() -> KernelPath {
     })
 }
 
-/// Where a tile lands: element `(r, c)` of the tile at `out[r · ldo + c]`, for `c < cols`.
+/// Where a tile lands: element `(r, c)` of the tile at `out[r · ldo + (c / 16) · panel_step
+/// + c % 16]`, for `c < cols`; `panel_step = 16` is a row-major tile.
 #[derive(Debug)]
 pub struct TileOut<'a> {
     /// The output from the tile's first element on.
     pub out: &'a mut [f32],
     /// Row stride of `out`.
     pub ldo: usize,
+    /// Distance in `out` from one panel of 16 columns to the next (at least 16): 16 for a
+    /// row-major tile, more to write each panel into a block of its own.
+    pub panel_step: usize,
     /// Columns of the tile that exist (the last panel may be cut short by the matrix).
     pub cols: usize,
     /// Added to every row, `[cols]`.
@@ -251,8 +255,8 @@ pub struct TileOut<'a> {
     pub add: bool,
 }
 
-/// `out[r · ldo + c] (+)= bias[c] + Σ_{k < kc} a[k · rows + r] · b[(c / 16) · panel_stride + k · 16 + c % 16]`
-/// for `r < rows`, `c < dst.cols`, on `path`, summed in registers and written once, straight
+/// `out[r · ldo + (c / 16) · panel_step + c % 16] (+)= bias[c] + Σ_{k < kc} a[k · rows + r] ·
+/// b[(c / 16) · panel_stride + k · 16 + c % 16]` for `r < rows`, `c < dst.cols`, on `path`, summed in registers and written once, straight
 /// from them. Nothing else of `out` is touched.
 ///
 /// # Shapes
@@ -263,7 +267,7 @@ pub struct TileOut<'a> {
 /// When an argument breaks the contract above: `rows` outside `1..=path.max_rows()`, `panels`
 /// outside `1..=path.max_panels()`, `dst.cols` outside `(panels − 1) · 16 + 1 ..= panels ·
 /// 16`, `kc == 0`, `a`, `b`, `dst.out` or the bias too short, `panel_stride < kc · 16`,
-/// `dst.ldo < dst.cols`, or `path` unsupported by this CPU. These are the caller's
+/// `dst.ldo` shorter than a row (`dst.cols`, or 16 when the panels are apart), `dst.panel_step < 16`, or `path` unsupported by this CPU. These are the caller's
 /// invariants, not input.
 #[allow(clippy::too_many_arguments)]
 pub fn tile(
@@ -279,6 +283,7 @@ pub fn tile(
     let TileOut {
         out,
         ldo,
+        panel_step,
         cols,
         bias,
         add,
@@ -291,9 +296,15 @@ pub fn tile(
         (1..=path.max_panels()).contains(&panels),
         "tile panels {panels} on {path}"
     );
+    // A row spans `cols` when the panels sit side by side, one panel's width otherwise.
+    let row_width = if panel_step == PANEL {
+        cols
+    } else {
+        cols.min(PANEL)
+    };
     assert!(
-        cols > (panels - 1) * PANEL && cols <= panels * PANEL && ldo >= cols,
-        "tile cols {cols}, ldo {ldo}, panels {panels}"
+        cols > (panels - 1) * PANEL && cols <= panels * PANEL && ldo >= row_width,
+        "tile cols {cols}, ldo {ldo}, panels {panels}, panel step {panel_step}"
     );
     assert!(
         kc > 0 && panel_stride >= kc * PANEL,
@@ -305,8 +316,9 @@ pub fn tile(
         "tile B: {} elements",
         b.len()
     );
+    assert!(panel_step >= PANEL, "tile panel step {panel_step}");
     assert!(
-        out.len() >= (rows - 1) * ldo + cols,
+        out.len() >= (rows - 1) * ldo + (panels - 1) * panel_step + cols - (panels - 1) * PANEL,
         "tile out: {} elements",
         out.len()
     );
@@ -319,16 +331,16 @@ pub fn tile(
     match path {
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx512 => {
-            let out = x86::Out::new(out, ldo, cols, bias, add);
+            let out = x86::Out::new(out, ldo, panel_step, cols, bias, add);
             // SAFETY: the CPU supports AVX-512F (asserted: `path.is_supported()`).
             // SAFETY: rows ∈ 1..=12, panels ∈ 1..=2, kc ≥ 1, cols in the last panel, and the
-            //   lengths of `a`, `b`, `out` and the bias (asserted above) are exactly
-            //   `x86::avx512`'s bounds; `out` came from a `&mut` borrow: nothing aliases it.
+            //   lengths of `a`, `b`, `out` (with the panel step) and the bias (asserted
+            //   above) are exactly `x86::avx512`'s bounds; `out` came from a `&mut` borrow: nothing aliases it.
             unsafe { x86::avx512(a, rows, b, panel_stride, panels, kc, out) }
         }
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2Fma => {
-            let out = x86::Out::new(out, ldo, cols, bias, add);
+            let out = x86::Out::new(out, ldo, panel_step, cols, bias, add);
             // SAFETY: the CPU supports AVX2 and FMA (asserted: `path.is_supported()`).
             // SAFETY: rows ∈ 1..=6 (max_rows), panels = 1 (max_panels), kc ≥ 1, cols ≤ 16,
             //   and the lengths of `a`, `b`, `out` and the bias (asserted above) are exactly
@@ -343,6 +355,7 @@ pub fn tile(
             TileOut {
                 out,
                 ldo,
+                panel_step: PANEL,
                 cols,
                 bias,
                 add,
@@ -358,7 +371,7 @@ fn generic(a: &[f32], rows: usize, b: &[f32], kc: usize, dst: TileOut<'_>) {
         let a_col = a[..kc * rows].iter().skip(r).step_by(rows);
         for (&av, b_row) in a_col.zip(b.chunks_exact(PANEL)) {
             for (s, &bv) in sum.iter_mut().zip(b_row) {
-                *s = av.mul_add(bv, *s);
+                *s += av * bv;
             }
         }
         let o = &mut dst.out[r * dst.ldo..r * dst.ldo + dst.cols];
@@ -373,6 +386,55 @@ fn generic(a: &[f32], rows: usize, b: &[f32], kc: usize, dst: TileOut<'_>) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A tile whose two panels go to blocks of their own (`panel_step` > 16) holds the
+    /// same values as the row-major tile, and writes nothing between the blocks.
+    #[test]
+    fn split_panels_land_in_their_own_blocks() {
+        let mut rng = crate::LcgRng::new(3);
+        let (kc, cols) = (9, 27);
+        for path in KernelPath::supported() {
+            if path.max_panels() < 2 {
+                continue;
+            }
+            let rows = path.max_rows();
+            let a: Vec<f32> = (0..kc * rows).map(|_| rng.uniform() - 0.5).collect();
+            let b: Vec<f32> = (0..2 * kc * PANEL).map(|_| rng.uniform() - 0.5).collect();
+            let mut dense = vec![0.0f32; rows * cols];
+            let dst = TileOut {
+                out: &mut dense,
+                ldo: cols,
+                panel_step: PANEL,
+                cols,
+                bias: None,
+                add: false,
+            };
+            tile(path, &a, rows, &b, kc * PANEL, 2, kc, dst);
+            let step = rows * PANEL + 3;
+            let mut split = vec![f32::NAN; step + rows * PANEL];
+            let dst = TileOut {
+                out: &mut split,
+                ldo: PANEL,
+                panel_step: step,
+                cols,
+                bias: None,
+                add: false,
+            };
+            tile(path, &a, rows, &b, kc * PANEL, 2, kc, dst);
+            for r in 0..rows {
+                for c in 0..cols {
+                    let at = r * PANEL + (c / PANEL) * step + c % PANEL;
+                    assert_eq!(split[at], dense[r * cols + c], "{path}: ({r}, {c})");
+                }
+            }
+            let written = rows * cols; // 16 in the first block, 11 in the second, per row
+            assert_eq!(
+                split.iter().filter(|v| !v.is_nan()).count(),
+                written,
+                "{path}"
+            );
+        }
+    }
 
     /// `tile` on `path` against an f64 triple loop, into an output wider than the tile
     /// whose other elements must stay untouched.
@@ -403,6 +465,7 @@ mod tests {
         let dst = TileOut {
             out: &mut out,
             ldo,
+            panel_step: PANEL,
             cols,
             bias: bias.then_some(&bias_v[..]),
             add,
@@ -469,6 +532,7 @@ mod tests {
         let dst = TileOut {
             out: &mut out,
             ldo: 16,
+            panel_step: PANEL,
             cols: 16,
             bias: None,
             add: false,
@@ -492,6 +556,7 @@ mod tests {
         let dst = TileOut {
             out: &mut out,
             ldo: 16,
+            panel_step: PANEL,
             cols: 16,
             bias: None,
             add: false,
@@ -507,6 +572,7 @@ mod tests {
         let dst = TileOut {
             out: &mut out,
             ldo: 16,
+            panel_step: PANEL,
             cols: 16,
             bias: None,
             add: true,

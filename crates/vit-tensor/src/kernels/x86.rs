@@ -15,6 +15,7 @@ use std::arch::x86_64::{
 pub(super) struct Out {
     ptr: *mut f32,
     ldo: usize,
+    panel_step: usize,
     cols: usize,
     bias: Option<*const f32>,
     add: bool,
@@ -24,6 +25,7 @@ impl Out {
     pub(super) fn new(
         out: &mut [f32],
         ldo: usize,
+        panel_step: usize,
         cols: usize,
         bias: Option<&[f32]>,
         add: bool,
@@ -31,6 +33,7 @@ impl Out {
         Self {
             ptr: out.as_mut_ptr(),
             ldo,
+            panel_step,
             cols,
             bias: bias.map(<[f32]>::as_ptr),
             add,
@@ -55,8 +58,8 @@ macro_rules! by_shape {
 /// The CPU supports AVX-512F; `1 ≤ rows ≤ 12`, `1 ≤ panels ≤ 2`, `kc ≥ 1`,
 /// `(panels − 1) · 16 < out.cols ≤ panels · 16`; `a.len() ≥ kc · rows`;
 /// `b.len() ≥ (panels − 1) · panel_stride + kc · 16`; `out.ptr` valid for reads and writes
-/// of `(rows − 1) · out.ldo + out.cols` elements and aliased by nothing; `out.bias`, if any,
-/// valid for `out.cols` reads.
+/// of `(rows − 1) · out.ldo + (panels − 1) · out.panel_step + out.cols − (panels − 1) · 16`
+/// elements and aliased by nothing; `out.bias`, if any, valid for `out.cols` reads.
 pub(super) unsafe fn avx512(
     a: &[f32],
     rows: usize,
@@ -125,9 +128,10 @@ unsafe fn avx512_tile<const R: usize, const P: usize>(
             None => _mm512_setzero_ps(),
         };
         for (r, row) in c.iter().enumerate() {
-            // In bounds: r < rows and the written lanes < n, so r · ldo + 16p + lane <
-            // (rows − 1) · ldo + cols.
-            let dst = out.ptr.add(r * out.ldo + p * PANEL);
+            // In bounds: r < rows, p < panels and the written lanes < n = cols − 16p (at
+            // most), so r · ldo + p · panel_step + lane < (rows − 1) · ldo +
+            // (panels − 1) · panel_step + cols − (panels − 1) · 16.
+            let dst = out.ptr.add(r * out.ldo + p * out.panel_step);
             let mut v = _mm512_add_ps(row[p], bias);
             if out.add {
                 v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, dst));

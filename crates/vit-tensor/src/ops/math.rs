@@ -54,6 +54,39 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
+/// `eˣ` for the arguments a softmax takes, `x ≤ 0` (`x − max`): [`exp`]'s polynomial with
+/// one exponent scaling instead of two and no overflow branch, about a third fewer
+/// instructions. Within 2 ulp like [`exp`] for `−87.34 ≤ x ≤ 0`; `0` below (and for `−∞`);
+/// NaN stays NaN. Also exact to 2 ulp for `0 < x ≤ 88`, where `2ⁿ` is still a normal
+/// number; not for larger `x`.
+///
+/// Written with `mul_add`: call it from code compiled with FMA (a `pulp` dispatch, as the
+/// softmax loops are), where each is one instruction; without FMA each is a libm call.
+#[inline(always)]
+pub fn exp_nonpositive(x: f32) -> f32 {
+    const LO: f32 = -87.336_55;
+    // `x < LO` is false for NaN, which then flows through to the result.
+    let xc = if x < LO { LO } else { x };
+    let n = (xc * LOG2_E + ROUND_MAGIC) - ROUND_MAGIC;
+    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, xc));
+    let mut p: f32 = 1.0 / 5040.0;
+    p = p.mul_add(r, 1.0 / 720.0);
+    p = p.mul_add(r, 1.0 / 120.0);
+    p = p.mul_add(r, 1.0 / 24.0);
+    p = p.mul_add(r, 1.0 / 6.0);
+    p = p.mul_add(r, 0.5);
+    p = p.mul_add(r, 1.0);
+    p = p.mul_add(r, 1.0);
+    // n ∈ [−126, 127]: n + 127 ∈ [1, 254] is the biased exponent of 2ⁿ.
+    let bits = ((n + 127.0 + ROUND_MAGIC_23).to_bits() - ROUND_MAGIC_23.to_bits()) << 23;
+    let y = p * f32::from_bits(bits);
+    if x < LO {
+        0.0
+    } else {
+        y
+    }
+}
+
 /// The error function `erf(x) = 2/√π ∫₀ˣ e^(−t²) dt`, within 1.5e-7 absolute (≈ 2 ulp).
 ///
 /// Two branches, both evaluated so the loop stays branch-free:
@@ -173,6 +206,27 @@ mod tests {
 
     fn grid() -> impl Iterator<Item = f32> {
         (-40_000..=40_000).map(|i| i as f32 * 2.2e-3)
+    }
+
+    #[test]
+    fn exp_nonpositive_is_within_two_ulp() {
+        for x in (-873_360..=880_000).step_by(7).map(|i| i as f32 * 1e-4) {
+            let want = f64::from(x).exp();
+            let got = f64::from(exp_nonpositive(x));
+            if x < -87.336_55 {
+                assert_eq!(got, 0.0, "exp_nonpositive({x})");
+                continue;
+            }
+            let ulp = f64::from(f32::EPSILON) * want;
+            assert!(
+                (got - want).abs() <= 2.0 * ulp,
+                "exp_nonpositive({x}) = {got}, want {want}"
+            );
+        }
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive(-1000.0), 0.0);
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
+        assert!(exp_nonpositive(f32::NAN).is_nan());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! lengths agree, and says which buffer is wrong when they do not.
 
 pub mod activation;
+pub mod attention;
 pub mod elementwise;
 pub mod math;
 pub mod matmul;

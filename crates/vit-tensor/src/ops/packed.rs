@@ -371,6 +371,7 @@ fn block(
                         let dst = TileOut {
                             out: &mut out[o0..],
                             ldo,
+                            panel_step: PANEL,
                             cols: j1 - j0,
                             bias: if first {
                                 epilogue.bias.map(|b| &b[j0..j1])

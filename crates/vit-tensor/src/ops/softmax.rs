@@ -1,6 +1,6 @@
 //! Numerically stable softmax over rows.
 
-use super::math::{exp, sum};
+use super::math::{exp_nonpositive as exp, sum};
 use crate::error::{check_len, TensorResult};
 
 /// Softmax of each row in place: `yᵢ = e^(xᵢ − m) / Σⱼ e^(xⱼ − m)` with `m` the row maximum,
