@@ -595,8 +595,6 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
-
         /// Every kernel path this CPU has and every key block, from one key tile (the
         /// online rescaling at every block) to blocks longer than the sequence, matches the
         /// two-pass softmax in f64, with and without each mask rule, with query tiles cut

@@ -339,7 +339,9 @@ fn block(
     let c0 = panels.start * PANEL;
     let step = path.max_panels();
     let slice = k.div_ceil(k.div_ceil(KC));
-    let tile_rows = path.max_rows();
+    // Row tiles of equal height (50 rows: 5 × 10, not 4 × 12 + 2): each tile reads the
+    // weight slice once, so a short last tile costs a full read for little arithmetic.
+    let tile_rows = rows.div_ceil(rows.div_ceil(path.max_rows())).max(1);
     let block_panels = (panel_block_bytes(path) / (slice * PANEL * 4))
         .max(1)
         .next_multiple_of(step);
