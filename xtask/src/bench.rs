@@ -413,15 +413,21 @@ fn sorted_results(report: &Value) -> Vec<Value> {
     sorted
 }
 
-fn vision_section(md: &mut String, preset: &str, report: &Value) {
-    let _ = writeln!(md, "## {preset}, f32, image_embeds\n");
-    let meta = &report["meta"];
-    let flags: Vec<&str> = meta["cpu_flags"]
+/// The vector extensions a report's `meta.cpu_flags` lists (the peers scripts read them
+/// from `/proc/cpuinfo`).
+fn cpu_flags(meta: &Value) -> Vec<&str> {
+    meta["cpu_flags"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .collect();
+        .collect()
+}
+
+fn vision_section(md: &mut String, preset: &str, report: &Value) {
+    let _ = writeln!(md, "## {preset}, f32, image_embeds\n");
+    let meta = &report["meta"];
+    let flags = cpu_flags(meta);
     let _ = writeln!(
         md,
         "Measured on {} ({} cores); vector extensions: {}.\n",
@@ -477,12 +483,7 @@ fn vision_section(md: &mut String, preset: &str, report: &Value) {
 fn text_section(md: &mut String, preset: &str, report: &Value, command: &str) {
     let meta = &report["meta"];
     let texts = &meta["texts"];
-    let flags: Vec<&str> = meta["cpu_flags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let flags = cpu_flags(meta);
     let _ = writeln!(
         md,
         "## Text tower: {preset}, f32, text_embeds from strings\n"
