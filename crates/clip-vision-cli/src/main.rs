@@ -447,7 +447,7 @@ fn print_cpu_and_kernels() {
     };
     println!("kernels         linear layers: {linear}");
     use clip_vision::attention::{self as attn, AttentionPath};
-    let attention = match attn::attention_path().resolve(0) {
+    let attention = match attn::attention_path().resolve() {
         AttentionPath::Tiled => format!(
             "tiled (online softmax, no [N, N] scores), {} micro-kernels",
             kernels::kernel_path()

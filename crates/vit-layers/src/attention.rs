@@ -28,8 +28,8 @@ pub const ATTENTION_ENV: &str = "VIT_ATTENTION";
 /// How each head computes `softmax(q·kᵀ·scale + mask)·v`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttentionPath {
-    /// The path measured fastest for the sequence length on the CPUs measured so far:
-    /// two-pass at every length up to 577 tokens (docs/performance.md, "Attention").
+    /// The path measured fastest on the CPUs measured so far: two-pass, at every length up
+    /// to 577 tokens (docs/performance.md, "Issue 12, second step").
     Auto,
     /// Scores `[N, N]` by GEMM, softmax of each row, then the product with `v` by GEMM.
     TwoPass,
@@ -47,9 +47,8 @@ impl AttentionPath {
         }
     }
 
-    /// The path a sequence of `seq_len` tokens takes (never `Auto`).
-    pub fn resolve(self, seq_len: usize) -> AttentionPath {
-        let _ = seq_len; // Auto does not depend on it yet: two-pass measured fastest at every length.
+    /// The path that runs (never `Auto`).
+    pub fn resolve(self) -> AttentionPath {
         match self {
             AttentionPath::Auto => AttentionPath::TwoPass,
             p => p,
@@ -232,13 +231,13 @@ impl MultiHeadAttention {
         self
     }
 
-    /// The path a sequence of `seq_len` tokens takes through this layer.
-    pub fn path_for(&self, seq_len: usize) -> AttentionPath {
+    /// The path this layer runs (never `Auto`).
+    pub fn path(&self) -> AttentionPath {
         match self.path {
             AttentionPath::Auto => attention_path(),
             p => p,
         }
-        .resolve(seq_len)
+        .resolve()
     }
 
     /// Embedding width `D`.
@@ -449,7 +448,7 @@ impl MultiHeadAttention {
         b: usize,
     ) -> TensorResult<()> {
         let (dim, head_dim) = (self.dim(), self.head_dim());
-        let path = self.path_for(seq_len);
+        let path = self.path();
         let heads = (0..self.n_heads)
             .into_par_iter()
             .map_init(HeadScratch::default, |scratch, h| {
@@ -489,7 +488,7 @@ impl MultiHeadAttention {
         b: usize,
     ) -> TensorResult<()> {
         let (dim, head_dim) = (self.dim(), self.head_dim());
-        let path = self.path_for(seq_len);
+        let path = self.path();
         let mut scratch = HeadScratch::default();
         for h in 0..self.n_heads {
             let out = MatMut::new(&mut ctx[h * head_dim..], seq_len, head_dim, dim, 1)?;
@@ -720,12 +719,9 @@ mod tests {
         }
         let e = "fused".parse::<AttentionPath>().unwrap_err();
         assert!(e.to_string().contains("fused"), "{e}");
-        assert_eq!(AttentionPath::Tiled.resolve(1), AttentionPath::Tiled);
-        assert_eq!(
-            AttentionPath::TwoPass.resolve(10_000),
-            AttentionPath::TwoPass
-        );
-        assert_eq!(AttentionPath::Auto.resolve(577), AttentionPath::TwoPass);
+        assert_eq!(AttentionPath::Tiled.resolve(), AttentionPath::Tiled);
+        assert_eq!(AttentionPath::TwoPass.resolve(), AttentionPath::TwoPass);
+        assert_eq!(AttentionPath::Auto.resolve(), AttentionPath::TwoPass);
     }
 
     #[test]
