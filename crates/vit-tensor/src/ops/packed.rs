@@ -123,16 +123,13 @@ impl PackedWeight {
     /// and a ViT-B/32 load ended 32 MB higher in peak RSS (glibc malloc).
     fn zeroed(in_features: usize, out_features: usize, len: usize) -> Self {
         let data = vec![0.0f32; len + ALIGN_PAD];
-        let offset = if ALIGN_PAD == 0 {
-            0
-        } else {
-            let offset = data.as_ptr().align_offset(64);
-            if offset < ALIGN_PAD {
-                offset
-            } else {
-                0
-            }
+        #[cfg(feature = "packed")]
+        let offset = match data.as_ptr().align_offset(64) {
+            o if o < ALIGN_PAD => o,
+            _ => 0,
         };
+        #[cfg(not(feature = "packed"))]
+        let offset = 0;
         Self {
             in_features,
             out_features,
