@@ -38,6 +38,13 @@ pub enum AttentionPath {
 }
 
 impl AttentionPath {
+    /// Every path.
+    pub const ALL: [AttentionPath; 3] = [
+        AttentionPath::Auto,
+        AttentionPath::TwoPass,
+        AttentionPath::Tiled,
+    ];
+
     /// The name [`ATTENTION_ENV`] takes.
     pub fn name(self) -> &'static str {
         match self {
@@ -74,17 +81,15 @@ impl std::str::FromStr for AttentionPath {
     type Err = TensorError;
 
     fn from_str(s: &str) -> TensorResult<Self> {
-        match s {
-            "auto" => Ok(AttentionPath::Auto),
-            "two-pass" => Ok(AttentionPath::TwoPass),
-            "tiled" => Ok(AttentionPath::Tiled),
-            other => Err(TensorError::InvalidArgument {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| TensorError::InvalidArgument {
                 op: "attention path",
                 what: "name",
-                value: other.to_owned(),
+                value: s.to_owned(),
                 reason: "expected auto, two-pass or tiled",
-            }),
-        }
+            })
     }
 }
 
@@ -111,11 +116,9 @@ pub fn env_attention_path() -> TensorResult<Option<AttentionPath>> {
 /// The path in force: [`force_attention_path`]'s, else [`ATTENTION_ENV`]'s (read once; an
 /// unknown name warns and falls back), else [`AttentionPath::Auto`].
 pub fn attention_path() -> AttentionPath {
-    match FORCED.load(Ordering::Relaxed) {
-        2 => return AttentionPath::TwoPass,
-        3 => return AttentionPath::Tiled,
-        1 => return AttentionPath::Auto,
-        _ => {}
+    let forced = FORCED.load(Ordering::Relaxed);
+    if let Some(p) = AttentionPath::ALL.into_iter().find(|p| p.code() == forced) {
+        return p;
     }
     static FROM_ENV: OnceLock<AttentionPath> = OnceLock::new();
     *FROM_ENV.get_or_init(|| match env_attention_path() {
