@@ -4,91 +4,14 @@
 
 mod support;
 
-use clip_checkpoint::TensorStore;
 use clip_text::{ClipTextEncoder, ClipTextTower, Pooling, TextError, TextLoadOptions};
-use std::path::Path;
-use support::{assert_close, id_lists, json, model_dir, tensor};
-
-/// Checks a tower against `reference{suffix}.safetensors` / `.json` in `dir`.
-fn check_tower(dir: &Path, tower: &ClipTextTower, suffix: &str) {
-    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-    let meta = json(&dir.join(format!("{suffix}.json")));
-    let reference = TensorStore::open_file(dir.join(format!("{suffix}.safetensors"))).unwrap();
-    let ids = id_lists(&meta["input_ids"]);
-    let d = tower.hidden_size();
-    let padded = tower.forward_ids(&ids).unwrap();
-    let mut pooled = Vec::new();
-    let mut embeds = Vec::new();
-    for (i, seq) in ids.iter().enumerate() {
-        let alone = tower.forward_ids(std::slice::from_ref(seq)).unwrap();
-        let want = tensor(&reference, &format!("last_hidden_state.{i}"));
-        assert_close(
-            &format!("{name} last_hidden_state.{i}"),
-            &alone.last_hidden_state,
-            &want,
-        );
-        let start = i * padded.seq_len * d;
-        assert_close(
-            &format!("{name} last_hidden_state.{i} in the padded batch"),
-            &padded.last_hidden_state[start..start + seq.len() * d],
-            &want,
-        );
-        pooled.extend(alone.pooler_output);
-        if let Some(e) = alone.text_embeds {
-            embeds.extend(e);
-        }
-    }
-    assert_close(
-        &format!("{name} pooler_output"),
-        &pooled,
-        &tensor(&reference, "pooler_output"),
-    );
-    assert_close(
-        &format!("{name} pooler_output (padded batch)"),
-        &padded.pooler_output,
-        &tensor(&reference, "pooler_output"),
-    );
-    if reference.contains("text_embeds") {
-        let want = tensor(&reference, "text_embeds");
-        assert_close(&format!("{name} text_embeds"), &embeds, &want);
-        assert_close(
-            &format!("{name} text_embeds (padded batch)"),
-            padded.text_embeds.as_deref().unwrap(),
-            &want,
-        );
-    } else {
-        assert!(
-            tower.projection.is_none(),
-            "{name}: a projection the reference lacks"
-        );
-    }
-}
-
-fn tower(name: &str) -> ClipTextTower {
-    ClipTextTower::from_pretrained(model_dir(name), &TextLoadOptions::default())
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
+use support::{check_tower, model_dir, tower};
 
 #[test]
 fn text_model_with_projection_exact_gelu_matches() {
     let t = tower("text-gelu");
     assert_eq!(t.pooling, Pooling::FirstEos(499));
     check_tower(&model_dir("text-gelu"), &t, "reference");
-}
-
-/// The tiled attention path under the text tower's causal and padding masks, on every
-/// kernel path this CPU has, keeps the transformers tolerance.
-#[test]
-fn tiled_attention_matches_transformers_under_masks() {
-    use vit_layers::attention::{force_attention_path, AttentionPath};
-    use vit_tensor::kernels::{force_kernel_path, KernelPath};
-    force_attention_path(Some(AttentionPath::Tiled));
-    for path in KernelPath::supported() {
-        force_kernel_path(Some(path)).unwrap();
-        check_tower(&model_dir("text-gelu"), &tower("text-gelu"), "reference");
-    }
-    force_kernel_path(None).unwrap();
-    force_attention_path(None);
 }
 
 #[test]

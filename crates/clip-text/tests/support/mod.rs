@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use clip_checkpoint::TensorStore;
+use clip_text::{ClipTextTower, TextLoadOptions};
 use std::path::{Path, PathBuf};
 
 /// `fixtures/` at the workspace root.
@@ -51,4 +52,65 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32]) -> f32 {
     );
     eprintln!("{what}: max abs error {err:.3e} (reference max {scale:.3})");
     err
+}
+
+/// Checks a tower against `reference{suffix}.safetensors` / `.json` in `dir`.
+pub fn check_tower(dir: &Path, tower: &ClipTextTower, suffix: &str) {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let meta = json(&dir.join(format!("{suffix}.json")));
+    let reference = TensorStore::open_file(dir.join(format!("{suffix}.safetensors"))).unwrap();
+    let ids = id_lists(&meta["input_ids"]);
+    let d = tower.hidden_size();
+    let padded = tower.forward_ids(&ids).unwrap();
+    let mut pooled = Vec::new();
+    let mut embeds = Vec::new();
+    for (i, seq) in ids.iter().enumerate() {
+        let alone = tower.forward_ids(std::slice::from_ref(seq)).unwrap();
+        let want = tensor(&reference, &format!("last_hidden_state.{i}"));
+        assert_close(
+            &format!("{name} last_hidden_state.{i}"),
+            &alone.last_hidden_state,
+            &want,
+        );
+        let start = i * padded.seq_len * d;
+        assert_close(
+            &format!("{name} last_hidden_state.{i} in the padded batch"),
+            &padded.last_hidden_state[start..start + seq.len() * d],
+            &want,
+        );
+        pooled.extend(alone.pooler_output);
+        if let Some(e) = alone.text_embeds {
+            embeds.extend(e);
+        }
+    }
+    assert_close(
+        &format!("{name} pooler_output"),
+        &pooled,
+        &tensor(&reference, "pooler_output"),
+    );
+    assert_close(
+        &format!("{name} pooler_output (padded batch)"),
+        &padded.pooler_output,
+        &tensor(&reference, "pooler_output"),
+    );
+    if reference.contains("text_embeds") {
+        let want = tensor(&reference, "text_embeds");
+        assert_close(&format!("{name} text_embeds"), &embeds, &want);
+        assert_close(
+            &format!("{name} text_embeds (padded batch)"),
+            padded.text_embeds.as_deref().unwrap(),
+            &want,
+        );
+    } else {
+        assert!(
+            tower.projection.is_none(),
+            "{name}: a projection the reference lacks"
+        );
+    }
+}
+
+/// The tower of fixture `name`.
+pub fn tower(name: &str) -> ClipTextTower {
+    ClipTextTower::from_pretrained(model_dir(name), &TextLoadOptions::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }

@@ -128,3 +128,30 @@ pub fn check_hidden_states(name: &str, model: &ClipVisionEncoder, reference: &Re
         );
     }
 }
+
+/// The foundation fixtures' tolerance: `max |err| ≤ 1e-5 × max(1, max |reference|)`.
+pub const REL: f32 = 1e-5;
+
+pub const TINY: [&str; 3] = ["tiny-quickgelu", "tiny-gelu", "tiny-gelu-tanh"];
+
+pub fn check_fixture(name: &str) {
+    let dir = model_dir(name);
+    let model = ClipVisionEncoder::from_pretrained(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let reference = Reference::open(&dir);
+    let (pixels, shape) = reference.get("pixel_values");
+    let batch = shape[0];
+
+    let (want, _) = reference.get("last_hidden_state");
+    let got = model.last_hidden_state(&pixels, batch).unwrap();
+    assert_close(&format!("{name} last_hidden_state"), &got, &want, REL);
+
+    let (want, _) = reference.get("pooler_output");
+    let got = model.forward_batch(&pixels, batch).unwrap().concat();
+    assert_close(&format!("{name} pooler_output"), &got, &want, REL);
+
+    let (want, _) = reference.get("image_embeds");
+    let got = model.image_embeds(&pixels, batch).unwrap().concat();
+    assert_close(&format!("{name} image_embeds"), &got, &want, REL);
+
+    check_hidden_states(name, &model, &reference, REL);
+}
