@@ -8,25 +8,44 @@ Runtimes (each in its own subprocess, so that its peak RSS is its own):
   ort    ONNX Runtime CPUExecutionProvider on the same model exported to ONNX (one output,
          `image_embeds`; dynamic batch axis unless --onnx-fixed-batch),
          `intra_op_num_threads=T`, `inter_op_num_threads=1`, ORT_ENABLE_ALL graph optimisations.
+  ort-int8  the same session settings on that same f32 export quantized the way ORT documents
+         for transformers on CPU: `quant_pre_process` (symbolic shape inference, ORT basic
+         optimisation, ONNX shape inference), then `quantize_dynamic(per_channel=True,
+         weight_type=QuantType.QInt8)`: int8 weights per output channel, uint8 activations
+         quantized per tensor at run time (MatMulInteger / ConvInteger for every linear layer,
+         the patch conv and the projection; the two attention matmuls stay f32). Cached in the
+         workdir next to the f32 export as `<export>-int8.onnx`.
 
-  NAME   (any --rust-worker NAME=PATH) clip-vision itself: PATH is the peer_worker example of
-         the benches crate (`cargo build --release -p vit-benches --example peer_worker
-         [--features gemm]`), which loads the same checkpoint with
+  NAME   (any --rust-worker NAME=PATH[@PRECISION]) clip-vision itself: PATH is the peer_worker
+         example of the benches crate (`cargo build --release -p vit-benches --example
+         peer_worker [--features gemm]`), which loads the same checkpoint with
          `ClipVisionEncoder::from_pretrained`, times `image_embeds` on the same pixels with
          the same rules, and prints the same JSON line. `cargo xtask bench --peers` passes
-         one per GEMM backend.
+         one per GEMM backend. `@PRECISION` (f32, int8 or bf16) passes `--precision PRECISION`
+         to the worker (without it the worker gets no such flag and runs its default), so
+         `--rust-worker gemm=PATH --rust-worker gemm-int8=PATH@int8` times both on one binary.
 
 All get the same pixel_values (seeded N(0, 1), [B, 3, S, S] f32) and the same thread count
 (OMP/MKL/OpenBLAS_NUM_THREADS=T are also set in each subprocess). For each runtime and
 batch size the script reports the median, min and max seconds per batch, images/s and
 ms/image (both from the median), the peak RSS of the subprocess (VmHWM, which on Linux is
 also what `ru_maxrss` reports) and its RSS before the model was loaded (the interpreter and
-the runtime's libraries). ORT's image_embeds are checked against torch's on the same inputs
-(max abs diff, and relative to max |torch|), so a broken export shows up.
+the runtime's libraries). Every runtime's image_embeds are checked against torch's on the same
+inputs (max abs diff, and relative to max |torch|), so a broken export shows up, and each gets
+two accuracy columns against the f32 reference (torch's output, or ORT f32's when torch did
+not run): `min cos`, the smallest cosine over the batch rows, and `ctr cos`, the same after
+subtracting each output's batch mean from its rows (batch > 1 only: random-weight towers give
+embeddings that share a large common component, which flatters the raw cosine). After the
+speed ratios of every Rust worker to ORT and torch come the reduced-precision ones: each int8
+Rust worker against ort-int8, and each int8 / bf16 runtime against its own f32 (ort-int8 vs
+ort; a Rust worker with @PRECISION vs the one with the same PATH and no @ or @f32).
 
 Usage (no network: a missing --model is built from a preset config with random weights):
     python3 scripts/bench_peers.py --preset vit_b32 --threads 2 --batch-sizes 1 32 --json out.json
     python3 scripts/bench_peers.py --model DIR --threads 2 --batch-sizes 1 8 32 --rounds 3
+    python3 scripts/bench_peers.py --runtimes ort ort-int8 gemm gemm-int8 \
+        --rust-worker gemm=target/release/examples/peer_worker \
+        --rust-worker gemm-int8=target/release/examples/peer_worker@int8
 
 Timing: --warmup untimed calls, then at least --iters timed calls and more until
 --min-time seconds have been spent (so batch 1 gets many samples without making batch 32
@@ -70,6 +89,9 @@ PRESETS = {
                     num_attention_heads=16, image_size=224, patch_size=14,
                     projection_dim=768, hidden_act="quick_gelu"),
 }
+
+# What `--rust-worker NAME=PATH@PRECISION` may ask a peer_worker for (its `--precision`).
+PRECISIONS = ("f32", "int8", "bf16")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -258,6 +280,43 @@ def export_onnx(model_dir: str, out: str, batch: int | None, image_size: int,
             torch.onnx.export(model, (example,), out, dynamo=False, **kw)
 
 
+def quantize_onnx(src: str, out: str) -> None:
+    """`out` = `src` (the f32 export) dynamically quantized: int8 weights per output channel,
+    uint8 activations (QuantType.QUInt8 is the only activation type quantize_dynamic has).
+
+    ORT's quantization docs ask for pre-processing first (`quant_pre_process`, which is
+    `python -m onnxruntime.quantization.preprocess`: symbolic shape inference, ORT basic
+    optimisation, ONNX shape inference), and the dynamo export needs it: it writes value_info
+    for every initializer, quantize_dynamic turns the (bias-less) projection Gemm into a MatMul
+    by transposing its weight without updating that value_info, and its own shape inference
+    then fails ("Inferred shape and existing shape differ in dimension 0"). The pre-processed
+    model has no such stale entries. The intermediate file is not kept.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    pre = pathlib.Path(out).with_suffix(".pre.onnx")
+    try:
+        quant_pre_process(src, str(pre))
+        quantize_dynamic(str(pre), out, per_channel=True, weight_type=QuantType.QInt8)
+    finally:
+        pre.unlink(missing_ok=True)
+
+
+def min_cosines(ref, out) -> tuple[float, float | None]:
+    """(min over batch rows of cos(ref_i, out_i), the same with each array's batch mean
+    subtracted from its rows first; None for batch 1, where centring leaves zeros)."""
+    import numpy as np
+    ref = np.asarray(ref, dtype=np.float64).reshape(len(ref), -1)
+    out = np.asarray(out, dtype=np.float64).reshape(len(out), -1)
+
+    def mincos(x, y):
+        den = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+        return float(((x * y).sum(axis=1) / np.maximum(den, 1e-300)).min())
+
+    centred = mincos(ref - ref.mean(axis=0), out - out.mean(axis=0)) if len(ref) > 1 else None
+    return mincos(ref, out), centred
+
+
 # ----------------------------------------------------------------------------- workers
 
 def worker(a: argparse.Namespace) -> None:
@@ -280,7 +339,7 @@ def worker(a: argparse.Namespace) -> None:
 
         out = call().numpy()
         info["torch_threads"] = torch.get_num_threads()
-    else:
+    else:  # ort, ort-int8: the same session settings, on the f32 or the quantized file
         import onnxruntime as ort
         rss_libs = proc_status_kib("VmRSS")
         so = ort.SessionOptions()
@@ -296,6 +355,7 @@ def worker(a: argparse.Namespace) -> None:
 
         out = call()
         info["providers"] = sess.get_providers()
+        info["onnx_file"] = os.path.basename(a.onnx)
     rss_loaded = proc_status_kib("VmRSS")
     np.save(a.output, np.ascontiguousarray(out))
     times, noise = time_calls(call, a.warmup, a.iters, a.min_time, a.max_iters,
@@ -325,8 +385,30 @@ def run_sub(argv: list[str], threads: int, script: str = __file__) -> str:
     return r.stdout
 
 
-def run_rust(binary: str, argv: list[str], threads: int) -> str:
-    """Runs a clip-vision peer_worker with the worker arguments the Python workers get."""
+def parse_rust_workers(specs: list[str]) -> tuple[dict[str, str], dict[str, str | None]]:
+    """`--rust-worker` values NAME=PATH[@PRECISION] as ({NAME: PATH}, {NAME: PRECISION or
+    None}). Only a last `@` followed by no `/` is a precision, and not when the whole of
+    PATH@X is an existing file, so a PATH with an `@` in it still works as before."""
+    paths: dict[str, str] = {}
+    precision: dict[str, str | None] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--rust-worker {spec!r}: give NAME=PATH or NAME=PATH@PRECISION")
+        prec = None
+        head, at, tail = path.rpartition("@")
+        if at and head and "/" not in tail and not os.path.isfile(path):
+            if tail not in PRECISIONS:
+                raise SystemExit(f"--rust-worker {spec!r}: precision {tail!r} is not one of "
+                                 f"{', '.join(PRECISIONS)}")
+            path, prec = head, tail
+        paths[name], precision[name] = path, prec
+    return paths, precision
+
+
+def run_rust(binary: str, argv: list[str], threads: int, precision: str | None = None) -> str:
+    """Runs a clip-vision peer_worker with the worker arguments the Python workers get, plus
+    `--precision PRECISION` when one is given (none by default: the worker's own default)."""
     keep = {"--model", "--input", "--output", "--warmup", "--iters", "--min-time", "--max-iters",
             "--threads", "--max-wall"}
     args, i = [], 0
@@ -338,6 +420,8 @@ def run_rust(binary: str, argv: list[str], threads: int) -> str:
         if argv[i] in keep:
             args += argv[i:i + 2]
         i += 2
+    if precision:
+        args += ["--precision", precision]
     r = subprocess.run([binary, *args], env=thread_env(threads), capture_output=True, text=True)
     if r.returncode != 0:
         sys.stderr.write(r.stderr)
@@ -379,9 +463,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
     ap.add_argument("--runtimes", nargs="+", default=None,
-                    help="which to time: torch, ort and the --rust-worker names (default: all)")
-    ap.add_argument("--rust-worker", action="append", default=[], metavar="NAME=PATH",
-                    help="a clip-vision peer_worker binary to time as runtime NAME")
+                    help="which to time: torch, ort, ort-int8 and the --rust-worker names "
+                         "(default: all)")
+    ap.add_argument("--rust-worker", action="append", default=[], metavar="NAME=PATH[@PRECISION]",
+                    help="a clip-vision peer_worker binary to time as runtime NAME; @PRECISION "
+                         f"({'|'.join(PRECISIONS)}) passes it --precision PRECISION")
     ap.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
     ap.add_argument("--iters", type=int, default=10, help="minimum timed calls")
     ap.add_argument("--min-time", type=float, default=5.0,
@@ -402,8 +488,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the results here")
     # internal: one subprocess per step
-    ap.add_argument("--worker", choices=["torch", "ort"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=["torch", "ort", "ort-int8"], help=argparse.SUPPRESS)
     ap.add_argument("--export-to", help=argparse.SUPPRESS)
+    ap.add_argument("--quantize-to", help=argparse.SUPPRESS)
     ap.add_argument("--export-batch", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--build-to", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
@@ -413,10 +500,12 @@ def main() -> None:
 
     if a.worker:
         return worker(a)
-    rust = dict(w.split("=", 1) for w in a.rust_worker)
+    if a.quantize_to:
+        return quantize_onnx(a.onnx, a.quantize_to)
+    rust, precision = parse_rust_workers(a.rust_worker)
     if a.runtimes is None:
-        a.runtimes = ["torch", "ort", *rust]
-    unknown = [r for r in a.runtimes if r not in ("torch", "ort", *rust)]
+        a.runtimes = ["torch", "ort", "ort-int8", *rust]
+    unknown = [r for r in a.runtimes if r not in ("torch", "ort", "ort-int8", *rust)]
     if unknown:
         raise SystemExit(f"unknown runtimes {unknown}: give them with --rust-worker NAME=PATH")
     if a.build_to:
@@ -431,7 +520,8 @@ def main() -> None:
 
     import numpy as np
 
-    if "ort" in a.runtimes and a.exporter == "dynamo" and importlib.util.find_spec("onnxscript") is None:
+    uses_onnx = "ort" in a.runtimes or "ort-int8" in a.runtimes
+    if uses_onnx and a.exporter == "dynamo" and importlib.util.find_spec("onnxscript") is None:
         print("onnxscript is not installed: using the legacy TorchScript ONNX exporter "
               "(pip install onnxscript for the dynamo one)", file=sys.stderr)
         a.exporter = "torchscript"
@@ -457,7 +547,7 @@ def main() -> None:
     size = cfg.get("vision_config", cfg).get("image_size", 224)
 
     onnx_for: dict[int, pathlib.Path] = {}
-    if "ort" in a.runtimes:
+    if uses_onnx:
         tag = "" if a.attn is None else f"-{a.attn}"
         for b in a.batch_sizes:
             eb = b if a.onnx_fixed_batch else 0
@@ -470,6 +560,17 @@ def main() -> None:
                          "--model", str(model_dir), *common], a.threads)
                 print(f"  {time.perf_counter() - t0:.1f} s", flush=True)
             onnx_for[b] = path
+    int8_for: dict[int, pathlib.Path] = {}
+    if "ort-int8" in a.runtimes:
+        for b in a.batch_sizes:
+            src = onnx_for[b]
+            path = src.with_name(f"{src.stem}-int8.onnx")
+            if not path.exists() or path.stat().st_mtime < src.stat().st_mtime:
+                print(f"quantizing {src.name} -> {path.name}", flush=True)
+                t0 = time.perf_counter()
+                run_sub(["--quantize-to", str(path), "--onnx", str(src), *common], a.threads)
+                print(f"  {time.perf_counter() - t0:.1f} s", flush=True)
+            int8_for[b] = path
 
     rng = np.random.default_rng(a.seed)
     inputs = {}
@@ -478,6 +579,7 @@ def main() -> None:
         np.save(inputs[b], rng.standard_normal((b, 3, size, size), dtype=np.float32))
 
     raw: dict[tuple[str, int], list[dict]] = {}
+    width = max(8, *(len(rt) for rt in a.runtimes))
     for b in a.batch_sizes:
         for r in range(a.rounds):
             for rt in a.runtimes:
@@ -487,18 +589,38 @@ def main() -> None:
                         "--min-time", str(a.min_time), "--max-iters", str(a.max_iters), *common]
                 if rt == "ort":
                     argv += ["--onnx", str(onnx_for[b])]
+                if rt == "ort-int8":
+                    argv += ["--onnx", str(int8_for[b])]
                 if rt in rust:
-                    res = json.loads(run_rust(rust[rt], argv[2:], a.threads).strip().splitlines()[-1])
+                    out = run_rust(rust[rt], argv[2:], a.threads, precision[rt])
+                    res = json.loads(out.strip().splitlines()[-1])
                 else:
                     res = json.loads(run_sub(argv, a.threads).strip().splitlines()[-1])
                 raw.setdefault((rt, b), []).append(res)
-                print(f"  {rt:5s} batch {b:3d} round {r + 1}: median "
+                print(f"  {rt:{width}s} batch {b:3d} round {r + 1}: median "
                       f"{statistics.median(res['times_s']):.4f} s over {len(res['times_s'])} calls "
                       f"({len(res['dropped_calls_s'])} dropped as disturbed, "
                       f"{res['waited_for_quiet_s']:.0f} s waiting for quiet)",
                       flush=True)
 
     results = [dict(runtime=rt, **summarise(runs, b)) for (rt, b), runs in raw.items()]
+    # Accuracy: cosines of each runtime's image_embeds (its last round's, saved by the worker)
+    # to the f32 reference on the same pixels.
+    ref_rt = "torch" if "torch" in a.runtimes else "ort" if "ort" in a.runtimes else None
+    for r in results:
+        rt, b = r["runtime"], r["batch"]
+        r["precision"] = (precision[rt] if rt in rust else "int8" if rt == "ort-int8" else "f32")
+        r["cos_reference"] = ref_rt
+        r["min_cos"] = r["min_centred_cos"] = None
+        if ref_rt is None:
+            continue
+        ref = np.load(work / f"out-{ref_rt}-b{b}.npy")
+        out = np.load(work / f"out-{rt}-b{b}.npy")
+        if ref.shape != out.shape:
+            print(f"warning: {rt} batch {b} image_embeds {list(out.shape)} vs {ref_rt}'s "
+                  f"{list(ref.shape)}: no cosines", file=sys.stderr)
+            continue
+        r["min_cos"], r["min_centred_cos"] = min_cosines(ref, out)
     checks = []
     if "torch" in a.runtimes:
         for rt in a.runtimes:
@@ -526,6 +648,9 @@ def main() -> None:
         "warmup": a.warmup, "iters": a.iters, "min_time": a.min_time, "rounds": a.rounds,
         "exporter": a.exporter,
         "onnx_batch": "fixed" if a.onnx_fixed_batch else "dynamic",
+        "ort_int8": ("quant_pre_process, then quantize_dynamic(per_channel=True, "
+                     "weight_type=QInt8); activations QUInt8" if "ort-int8" in a.runtimes else None),
+        "cos_reference": ref_rt,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__,
                      "onnxruntime": onnxruntime.__version__, "numpy": np.__version__},
@@ -535,35 +660,73 @@ def main() -> None:
     print()
     print(f"{meta['cpu']} [{' '.join(meta['cpu_flags'])}], {a.threads} threads; torch {torch.__version__}, "
           f"transformers {transformers.__version__}, onnxruntime {onnxruntime.__version__}")
-    hdr = (f"{'runtime':8s} {'batch':>5s} {'median s':>9s} {'min s':>9s} {'max s':>9s} "
-           f"{'img/s':>8s} {'ms/img':>8s} {'peak RSS':>9s} {'pre-load':>9s} {'calls':>6s} {'dropped':>7s}")
+    hdr = (f"{'runtime':{width}s} {'batch':>5s} {'median s':>9s} {'min s':>9s} {'max s':>9s} "
+           f"{'img/s':>8s} {'ms/img':>8s} {'peak RSS':>9s} {'pre-load':>9s} {'calls':>6s} {'dropped':>7s} "
+           f"{'min cos':>9s} {'ctr cos':>9s}")
+
+    def cos_cell(r, key):
+        if r["runtime"] == r["cos_reference"]:
+            return f"{'ref':>9s}"
+        return f"{'-':>9s}" if r[key] is None else f"{r[key]:9.6f}"
+
     print(hdr)
     print("-" * len(hdr))
     for r in sorted(results, key=lambda r: (r["batch"], r["runtime"])):
-        print(f"{r['runtime']:8s} {r['batch']:5d} {r['median_s']:9.4f} {r['min_s']:9.4f} "
+        print(f"{r['runtime']:{width}s} {r['batch']:5d} {r['median_s']:9.4f} {r['min_s']:9.4f} "
               f"{r['max_s']:9.4f} {r['images_per_s']:8.2f} {r['ms_per_image']:8.2f} "
               f"{r['peak_rss_mib']:6.0f} MiB {r['rss_before_load_mib']:5.0f} MiB "
-              f"{sum(r['iters_per_round']):6d} {r['dropped_calls']:7d}"
+              f"{sum(r['iters_per_round']):6d} {r['dropped_calls']:7d} "
+              f"{cos_cell(r, 'min_cos')} {cos_cell(r, 'min_centred_cos')}"
               + ("  (hit --max-wall)" if r["hit_max_wall"] else ""))
+    if ref_rt:
+        print(f"min cos / ctr cos: smallest cosine over the batch rows to {ref_rt}'s image_embeds "
+              f"(f32), raw / with each output's batch mean subtracted (batch > 1)")
     for c in checks:
         print(f"{c['runtime']} vs torch image_embeds, batch {c['batch']}: max abs diff {c['max_abs_diff']:.2e} "
               f"(max |torch| {c['max_abs_torch']:.2e}, relative {c['max_rel_diff']:.2e})")
-    report_ratios_and_json(a, rust, results, checks, raw, meta)
+    report_ratios_and_json(a, rust, results, checks, raw, meta, precision)
 
 
-def report_ratios_and_json(a, rust, results, checks, raw, meta) -> None:
+def own_f32(rt: str, rust: dict, precision: dict) -> str | None:
+    """The f32 counterpart of a reduced-precision runtime: ort for ort-int8; for a Rust worker
+    with @PRECISION, the first --rust-worker on the same PATH with no @ or @f32."""
+    if rt == "ort-int8":
+        return "ort"
+    if rt in rust and precision.get(rt) not in (None, "f32"):
+        return next((n for n in rust if rust[n] == rust[rt] and precision.get(n) in (None, "f32")),
+                    None)
+    return None
+
+
+def report_ratios_and_json(a, rust, results, checks, raw, meta, precision=None) -> None:
     """The end of a run (vision or text): each Rust worker's speed as a ratio of ORT's and
-    torch's medians at each batch size, and the JSON report when --json was given."""
+    torch's medians at each batch size; with `precision` ({NAME: PRECISION or None}, from
+    parse_rust_workers), each int8 Rust worker's to ort-int8's too, and each int8 / bf16
+    runtime's to its own f32 (own_f32); then the JSON report when --json was given."""
+    precision = precision or {}
     by = {(r["runtime"], r["batch"]): r for r in results}
+    ratios = []
+
+    def ratio(b, rt, peer, what):
+        if (rt, b) in by and (peer, b) in by:
+            x = by[(peer, b)]["median_s"] / by[(rt, b)]["median_s"]
+            ratios.append({"batch": b, "runtime": rt, "vs": peer, "what": what, "speed_ratio": x})
+            print(f"batch {b}: {rt} is {x:.2f}x the speed of {peer} ({what})")
+
     for b in a.batch_sizes:
         for rt in rust:
-            for peer in ("ort", "torch"):
-                if (rt, b) in by and (peer, b) in by:
-                    ratio = by[(peer, b)]["median_s"] / by[(rt, b)]["median_s"]
-                    print(f"batch {b}: {rt} is {ratio:.2f}x the speed of {peer} (ratio of medians)")
+            peers = ("ort-int8", "ort", "torch") if precision.get(rt) == "int8" else ("ort", "torch")
+            for peer in peers:
+                ratio(b, rt, peer, "ratio of medians")
+        for rt in ["ort-int8", *rust]:
+            f32 = own_f32(rt, rust, precision)
+            if f32:
+                ratio(b, rt, f32, f"{precision.get(rt) or 'int8'} vs its own f32, ratio of medians")
     if a.json:
+        meta = {**meta, "rust_workers": {n: {"path": rust[n], "precision": precision.get(n)}
+                                         for n in rust}}
         pathlib.Path(a.json).write_text(json.dumps(
-            {"meta": meta, "results": results, "vs_torch": checks,
+            {"meta": meta, "results": results, "vs_torch": checks, "ratios": ratios,
              "raw_times_s": {f"{rt}-b{b}": [r["times_s"] for r in runs]
                              for (rt, b), runs in raw.items()}}, indent=2) + "\n")
         print(f"wrote {a.json}")

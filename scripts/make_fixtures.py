@@ -31,6 +31,21 @@ Fixtures (fixtures/models/NAME unless said):
                                      reference.json: labels, templates, queries, text_ids (the
                                      tokenizer's ids), search (per query the image indices by falling
                                      cosine, and those cosines in that order)
+    massive                          a tower with real CLIP's massive activations, for int8 quantization:
+                                     CLIPVisionModelWithProjection, width 128, 4 layers of 4 heads, MLP 512,
+                                     quick_gelu, eps 1e-5, 64 px in patches of 8, projection 64, seed 2007
+                                     (initializer_factor 2 in its config, but perturb_ redraws every weight,
+                                     at unit gain); then massive_: the ordinary residual stream x0.15,
+                                     channels pushed to (100, -50, -50) on every token by fc2.bias of layers
+                                     1 and 2 (0.8 / 0.2 of it; ~200-440x the median channel), 4 fc1 neurons
+                                     always on (fc1.bias +20 in layers 1 and 2), LayerNorm gains x50 on the
+                                     other channels past them and x8 on theirs, so that q/k/v/fc1 read a few
+                                     channels ~60x the rest, and the constants those outliers feed the next
+                                     linears taken out of their biases. The end-to-end reference on
+                                     fixtures/images (every file PIL opens) through CLIPImageProcessorPil at
+                                     64 px (preprocessor_config.json); reference.json: the parameters, the
+                                     channels and neurons drawn, the outliers' sizes per hidden state and per
+                                     linear's input, and how much image_embeds depend on the image
     fixtures/hub                     an HF hub cache (models--clip-vision--tiny-hub) holding
                                      tiny-gelu-tanh as the hub lays it out (symlinks into blobs/)
 
@@ -499,6 +514,201 @@ def make_demo(seed: int) -> None:
           f"{len(DEMO_QUERIES)} queries (closest search scores {min(gaps):.1e} apart)")
 
 
+# The massive fixture: a tower with the activation outliers of real CLIP towers (see massive_).
+MASSIVE = dict(
+    hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
+    image_size=64, patch_size=8, projection_dim=64, hidden_act="quick_gelu", layer_norm_eps=1e-5,
+    initializer_factor=2.0,
+)
+# What the massive residual channels reach. They sum to 0: a nonzero sum would shift every
+# LayerNorm's mean, a constant that drowns the image in everything downstream.
+MASSIVE_TARGETS = (100.0, -50.0, -50.0)
+MASSIVE_SPLIT = {1: 0.8, 2: 0.2}  # fc2.bias share of the targets, by layer
+MASSIVE_RESIDUAL_SCALE = 0.15     # on pre_layrnorm and every out_proj / fc2, weights and biases
+MASSIVE_LN_GAIN = 50.0            # the ordinary channels' gain in the LayerNorms past the massive ones
+MASSIVE_LN_OUTLIER = 8.0          # the massive channels' gain in those of the encoder (not post_layernorm)
+MASSIVE_NEURONS = 4               # always-on MLP neurons, in the layers of MASSIVE_SPLIT
+MASSIVE_NEURON_BIAS = 20.0        # added to their fc1 bias
+
+
+def massive_(model, gen: torch.Generator) -> dict:
+    """Give a perturbed tower (perturb_) real CLIP's activation outliers, in place; returns
+    the indices drawn (massive residual channels, always-on neurons) and the LayerNorms
+    whose gains were changed.
+
+    1. The ordinary residual stream is made small: MASSIVE_RESIDUAL_SCALE on what writes it
+       (LayerNorms are scale-invariant, so this alone is the perturbed tower's function, scaled).
+    2. fc2.bias of layers 1 and 2 push MASSIVE_TARGETS into a few channels of every token
+       (MASSIVE_SPLIT of it in each), and fc1.bias += MASSIVE_NEURON_BIAS keeps a few neurons
+       of the same layers firing on every token.
+    3. The LayerNorms that see the massive channels (layers 2-3's, post_layernorm) would squash
+       the rest of the stream by their variance (~11x) and leave a tower that ignores its input:
+       their gains on the ordinary channels are x MASSIVE_LN_GAIN. In the encoder's, the massive
+       channels' gains are x MASSIVE_LN_OUTLIER, so that q/k/v/fc1 read a few channels ~60x the
+       rest, as in trained towers.
+    4. What is constant in those outliers is taken out of the biases of the linears that read
+       them, as a trained tower absorbs them: q/k/v/fc1.bias -= W[:, channels] @ (the massive
+       channels' LayerNorm output, gain * target / its rms + shift), fc2.bias -= W[:, neurons] @
+       MASSIVE_NEURON_BIAS. So the f32 tower still depends on its input; int8 activation scales
+       still see the outliers."""
+    cfg = model.config
+    vision = model.vision_model
+    layers = vision.encoder.layers
+    channels = torch.randperm(cfg.hidden_size, generator=gen)[:len(MASSIVE_TARGETS)]
+    neurons = torch.randperm(cfg.intermediate_size, generator=gen)[:MASSIVE_NEURONS]
+    after = range(min(MASSIVE_SPLIT) + 1, len(layers))
+    ordinary = torch.ones(cfg.hidden_size, dtype=torch.bool)
+    ordinary[channels] = False
+    targets = torch.tensor(MASSIVE_TARGETS)
+    with torch.no_grad():
+        writers = [vision.pre_layrnorm] + [m for layer in layers for m in (layer.self_attn.out_proj, layer.mlp.fc2)]
+        for module in writers:
+            for p in module.parameters():
+                p.mul_(MASSIVE_RESIDUAL_SCALE)
+        for i, share in MASSIVE_SPLIT.items():
+            layers[i].mlp.fc2.bias[channels] += share * targets
+            layers[i].mlp.fc1.bias[neurons] += MASSIVE_NEURON_BIAS
+        vision.post_layernorm.weight[ordinary] *= MASSIVE_LN_GAIN
+        for i in after:
+            layer = layers[i]
+            # what the massive channels hold when layer i reads them (both of its LayerNorms:
+            # layer i's own fc2 writes after them)
+            massive = targets * sum(share for j, share in MASSIVE_SPLIT.items() if j < i)
+            rms = float(massive.pow(2).mean() * len(massive) / cfg.hidden_size) ** 0.5
+            attn = layer.self_attn
+            for ln, readers in ((layer.layer_norm1, (attn.q_proj, attn.k_proj, attn.v_proj)),
+                                (layer.layer_norm2, (layer.mlp.fc1,))):
+                ln.weight[ordinary] *= MASSIVE_LN_GAIN
+                ln.weight[channels] *= MASSIVE_LN_OUTLIER
+                out = ln.weight[channels] * massive / rms + ln.bias[channels]
+                for lin in readers:
+                    lin.bias -= lin.weight[:, channels] @ out
+        for i in MASSIVE_SPLIT:
+            fc2 = layers[i].mlp.fc2
+            fc2.bias -= fc2.weight[:, neurons].sum(dim=1) * MASSIVE_NEURON_BIAS
+    regained = [f"encoder.layers.{i}.layer_norm{j}" for i in after for j in (1, 2)] + ["post_layernorm"]
+    return {"channels": channels.tolist(), "neurons": neurons.tolist(), "regained_layer_norms": regained}
+
+
+def massive_stats(model, pixels, ref: dict, channels: list, neurons: list, names: list) -> dict:
+    """How large the outliers are: per hidden state, each channel's mean |h| over images and
+    tokens, the massive channels' against the median channel (and their smallest |h| on any
+    token); per layer, the inputs of its linears (q/k/v read layer_norm1's output, fc1
+    layer_norm2's, fc2 the activations): max |x| and the largest channel's mean |x| against the
+    median channel's, and at fc2 the always-on neurons' smallest and largest activation; and
+    how much image_embeds depend on the image."""
+    inputs = {}
+    hooks = []
+    for i, layer in enumerate(model.vision_model.encoder.layers):
+        for name, lin in (("q_k_v", layer.self_attn.q_proj), ("out_proj", layer.self_attn.out_proj),
+                          ("fc1", layer.mlp.fc1), ("fc2", layer.mlp.fc2)):
+            hooks.append(lin.register_forward_pre_hook(
+                lambda m, a, key=(str(i), name): inputs.__setitem__(key, a[0].detach().double())))
+    try:
+        with torch.inference_mode():
+            model(pixel_values=pixels)
+    finally:
+        for h in hooks:
+            h.remove()
+    hidden = {}
+    for i in range(model.config.num_hidden_layers + 1):
+        h = ref[f"hidden_states.{i}"].double()
+        mag = h.abs().mean(dim=(0, 1))
+        median = float(mag.median())
+        hidden[str(i)] = {
+            "median_channel_mean_abs": median,
+            "massive_channel_mean_abs": [float(mag[c]) for c in channels],
+            "massive_channel_min_abs": [float(h[..., c].abs().min()) for c in channels],
+            "max_over_median": float(mag.max()) / median,
+            "massive_over_median": [float(mag[c]) / median for c in channels],
+        }
+    linear_inputs = {}
+    for (i, name), x in inputs.items():
+        mag = x.abs().mean(dim=(0, 1))
+        median = float(mag.median())
+        entry = {"max_abs": float(x.abs().max()), "median_channel_mean_abs": median,
+                 "max_channel_over_median": float(mag.max()) / median}
+        if name == "fc2":
+            entry["neuron_min"] = [float(x[..., n].min()) for n in neurons]
+            entry["neuron_max"] = [float(x[..., n].max()) for n in neurons]
+        linear_inputs.setdefault(i, {})[name] = entry
+    e = ref["image_embeds"].double()
+    off = ~torch.eye(len(e), dtype=torch.bool)
+
+    def cosines(x):
+        u = x / x.norm(dim=-1, keepdim=True)
+        c = (u @ u.T)[off]
+        return {"mean": float(c.mean()), "max": float(c.max()), "min": float(c.min())}
+
+    def centred(x):
+        x = x.flatten(1).double()
+        x = x - x.mean(dim=0)
+        x = x / x.norm(dim=-1, keepdim=True)
+        return x @ x.T
+
+    mean = e.mean(dim=0)
+    c = centred(e).masked_fill(~off, -2)
+    i, j = divmod(int(c.argmax()), len(e))
+    depend = {
+        "raw_pairwise_cosine": cosines(e),
+        "centred_pairwise_cosine": cosines(e - mean),
+        # the closest pair is two versions of one photo: their pixel_values are as close
+        "closest_pair": {"images": [names[i], names[j]], "centred_cosine": float(c[i, j]),
+                         "pixel_values_centred_cosine": float(centred(pixels)[i, j])},
+        "rms_deviation_over_mean_norm": float((e - mean).pow(2).sum(-1).mean().sqrt() / mean.norm()),
+    }
+    return {"hidden_states": hidden, "linear_inputs": linear_inputs, "image_embeds_input_dependence": depend}
+
+
+def make_massive(seed: int) -> None:
+    """A tower with massive activations, for int8 quantization: a few residual channels
+    hundreds of times the median channel on every token, and MLP neurons firing on every
+    token (massive_), run end to end on the sample photos at 64 px."""
+    from PIL import Image
+    from transformers import CLIPImageProcessorPil
+
+    out_dir = FIXTURES / "massive"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    model, gen = build(MASSIVE, seed)
+    drawn = massive_(model, gen)
+    model.save_pretrained(out_dir)
+    size = MASSIVE["image_size"]
+    processor = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    processor.save_pretrained(out_dir)
+    images = sorted(p for p in (ROOT / "fixtures" / "images").iterdir()
+                    if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+    names, pixels = [], []
+    for path in images:
+        with Image.open(path) as im:
+            pixels.append(processor(images=im, return_tensors="pt")["pixel_values"][0])
+        names.append(path.name)
+    pixels = torch.stack(pixels)
+    ref, meta = reference_of(model, pixels)
+    assert all(torch.isfinite(v).all() for v in ref.values())
+    stats = massive_stats(model, pixels, ref, drawn["channels"], drawn["neurons"], names)
+    ratios = [min(s["massive_over_median"]) for i, s in stats["hidden_states"].items() if int(i) > min(MASSIVE_SPLIT)]
+    assert min(ratios) > 100, ratios
+    depend = stats["image_embeds_input_dependence"]
+    assert depend["rms_deviation_over_mean_norm"] > 0.3 and depend["raw_pairwise_cosine"]["mean"] < 0.9, depend
+    save_reference(out_dir, {"pixel_values": pixels, **ref}, {
+        "seed": seed, "batch": len(names), "images": names, "processor": "CLIPImageProcessorPil",
+        "attn_implementation": model.config._attn_implementation, "config": MASSIVE,
+        "massive": {"channels": drawn["channels"], "targets": list(MASSIVE_TARGETS),
+                    "fc2_bias_share_by_layer": {str(k): v for k, v in MASSIVE_SPLIT.items()},
+                    "residual_scale": MASSIVE_RESIDUAL_SCALE, "layer_norm_gain": MASSIVE_LN_GAIN,
+                    "layer_norm_outlier_gain": MASSIVE_LN_OUTLIER,
+                    "regained_layer_norms": drawn["regained_layer_norms"],
+                    "neurons": drawn["neurons"], "neuron_layers": sorted(MASSIVE_SPLIT),
+                    "neuron_fc1_bias": MASSIVE_NEURON_BIAS},
+        **stats, **meta,
+    })
+    per_layer = ", ".join(f"{i}: {s['max_over_median']:.0f}" for i, s in stats["hidden_states"].items())
+    print(f"massive: channels {drawn['channels']}, neurons {drawn['neurons']}; max/median channel by "
+          f"hidden state {per_layer}; image_embeds pairwise cosine mean {depend['raw_pairwise_cosine']['mean']:.2f}, "
+          f"centred mean {depend['centred_pairwise_cosine']['mean']:.2f} max {depend['centred_pairwise_cosine']['max']:.2f}")
+
+
 def make_hub_cache() -> None:
     """An HF hub cache holding tiny-gelu-tanh as huggingface_hub lays it out:
     models--ORG--NAME/{blobs/<sha256>, refs/main, snapshots/<commit>/<file> -> ../../blobs/<sha256>}."""
@@ -560,6 +770,8 @@ def main() -> None:
         make_hub_cache()
     if want("demo"):
         make_demo(seed=2006)
+    if want("massive"):
+        make_massive(seed=2007)
     if args.b32:
         make_b32(args.b32, seed=32)
 

@@ -5,14 +5,14 @@
 //! ```text
 //! peer_worker --model DIR --input pixels.npy --output out.npy --threads 2 \
 //!             [--warmup 3] [--iters 10] [--min-time 5] [--max-iters 1000] [--max-wall 900]
-//!             [--no-reject-busy]
+//!             [--no-reject-busy] [--precision f32|int8|bf16]
 //! ```
 //!
 //! Timing (warm-up, disturbed calls dropped) is `vit_benches::peer`, shared with the candle
 //! worker.
 #![forbid(unsafe_code)]
 
-use clip_vision::ClipVisionEncoder;
+use clip_vision::{ClipVisionEncoder, LoadOptions, Precision};
 use vit_benches::npy::{read_f32, write_f32_rows};
 use vit_benches::peer::{proc_kib, time_calls, Options};
 
@@ -28,8 +28,16 @@ fn main() {
     let (shape, pixels) = read_f32(&opts.get("input", "")).unwrap_or_else(|e| panic!("{e}"));
     let batch = shape[0];
     let rss_libs = proc_kib("VmRSS");
-    let model =
-        ClipVisionEncoder::from_pretrained(opts.get("model", "")).unwrap_or_else(|e| panic!("{e}"));
+    let precision: Precision = opts
+        .get("precision", "f32")
+        .parse()
+        .unwrap_or_else(|e| panic!("--precision: {e}"));
+    let options = LoadOptions {
+        precision,
+        ..LoadOptions::default()
+    };
+    let model = ClipVisionEncoder::from_pretrained_with(opts.get("model", ""), &options)
+        .unwrap_or_else(|e| panic!("{e}"));
     let call = || {
         model
             .image_embeds(&pixels, batch)
@@ -41,9 +49,11 @@ fn main() {
 
     let timing = time_calls(&opts, call);
     println!(
-        "{{{}, \"gemm_backend\": \"{}\", \"rayon_threads\": {}}}",
+        "{{{}, \"gemm_backend\": \"{}\", \"precision\": \"{}\", \"int8_kernel\": \"{}\", \"rayon_threads\": {}}}",
         timing.json_fields(rss_start, rss_libs, rss_loaded),
         vit_tensor::gemm::BACKEND,
+        precision,
+        vit_tensor::kernels::int8::Int8Kernel::current(),
         rayon::current_num_threads()
     );
 }

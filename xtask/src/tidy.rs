@@ -1,7 +1,7 @@
 //! Conventions of the workspace, checked under `cargo test` so CI needs nothing extra.
 //!
 //! - `unsafe` code exists only in vit-tensor's kernel modules (`src/gemm.rs`, the sgemm
-//!   wrapper; `src/kernels/`, the packed-weight micro-kernels); every other crate root
+//!   wrapper; `src/kernels/`, the packed-weight f32 and int8 micro-kernels); every other crate root
 //!   forbids it. Each `unsafe` block there carries `// SAFETY:` lines, each `unsafe fn` a
 //!   `# Safety` section.
 //! - Dependencies between workspace crates follow [`EDGES`] only (vit-tensor ← vit-layers ←
@@ -87,7 +87,8 @@ const DOWNLOAD: &[&str] = &["hf-hub", "reqwest", "ureq", "hyper"];
 
 /// The sgemm wrapper: one `unsafe` call per GEMM backend.
 const UNSAFE_HOME: &str = "crates/vit-tensor/src/gemm.rs";
-/// The micro-kernels: safe wrappers (`mod.rs`) around `unsafe fn`s (`x86.rs`).
+/// The micro-kernels: safe wrappers (`mod.rs`, `int8.rs`) around `unsafe fn`s (`x86.rs`,
+/// `x86_int8.rs`).
 const KERNEL_HOME: &str = "crates/vit-tensor/src/kernels/";
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

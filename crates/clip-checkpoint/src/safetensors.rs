@@ -189,6 +189,41 @@ impl SafetensorsFile {
     }
 }
 
+impl SafetensorsFile {
+    /// Reads a tensor stored in half precision as bfloat16 without an f32 copy: BF16 as
+    /// stored, F16 rounded to bf16 value by value; `None` for any other dtype (read it with
+    /// [`SafetensorsFile::read_f32`]).
+    ///
+    /// # Errors
+    /// [`CheckpointError::MissingTensor`], or [`CheckpointError::Io`] when the bytes cannot
+    /// be read.
+    pub fn read_bf16(&self, name: &str) -> CheckpointResult<Option<Vec<half::bf16>>> {
+        let info = self
+            .info(name)
+            .ok_or_else(|| CheckpointError::MissingTensor {
+                path: self.path.clone(),
+                name: name.to_owned(),
+            })?;
+        if !matches!(info.dtype, Dtype::F16 | Dtype::BF16) {
+            return Ok(None);
+        }
+        let (begin, end) = info.data_offsets;
+        let mut bytes = vec![0u8; end - begin];
+        let mut file = File::open(&self.path).map_err(|e| CheckpointError::io(&self.path, e))?;
+        file.seek(SeekFrom::Start(self.data_start + begin as u64))
+            .and_then(|_| file.read_exact(&mut bytes))
+            .map_err(|e| CheckpointError::io(&self.path, e))?;
+        let values = bytes.chunks_exact(2).map(|b| [b[0], b[1]]);
+        Ok(Some(if info.dtype == Dtype::BF16 {
+            values.map(half::bf16::from_le_bytes).collect()
+        } else {
+            values
+                .map(|b| half::bf16::from_f32(half::f16::from_le_bytes(b).to_f32()))
+                .collect()
+        }))
+    }
+}
+
 /// The first key that a JSON object's top level holds twice (serde keeps the last silently).
 fn first_duplicate_key(json: &str) -> Result<Option<String>, serde_json::Error> {
     struct Keys;

@@ -176,6 +176,30 @@ impl TensorStore {
         file.read_f32(name)
     }
 
+    /// Reads `name` as bfloat16 if it is stored in half precision (see
+    /// [`SafetensorsFile::read_bf16`]), after checking that its shape is `expected`; `None`
+    /// for a tensor stored otherwise.
+    ///
+    /// # Errors
+    /// As [`TensorStore::tensor`].
+    pub fn tensor_bf16(
+        &self,
+        name: &str,
+        expected: &[usize],
+    ) -> CheckpointResult<Option<Vec<half::bf16>>> {
+        let file = self.file(name)?;
+        let got = file.info(name).map_or(&[][..], |i| &i.shape[..]);
+        if got != expected {
+            return Err(CheckpointError::TensorShape {
+                path: file.path().to_path_buf(),
+                name: name.to_owned(),
+                expected: expected.to_vec(),
+                got: got.to_vec(),
+            });
+        }
+        file.read_bf16(name)
+    }
+
     /// The tensors under `prefix` (`store.pp("vision_model").tensor("pre_layrnorm.weight", ..)`
     /// reads `vision_model.pre_layrnorm.weight`); an empty prefix is the whole store.
     pub fn pp(&self, prefix: &str) -> Tensors<'_> {
@@ -273,5 +297,17 @@ impl<'a> Tensors<'a> {
     /// As [`TensorStore::tensor`], with the full name.
     pub fn tensor(&self, name: &str, expected: &[usize]) -> CheckpointResult<Vec<f32>> {
         self.store.tensor(&self.name(name), expected)
+    }
+
+    /// Reads `name` as bfloat16 if stored in half precision, after checking its shape.
+    ///
+    /// # Errors
+    /// As [`TensorStore::tensor_bf16`], with the full name.
+    pub fn tensor_bf16(
+        &self,
+        name: &str,
+        expected: &[usize],
+    ) -> CheckpointResult<Option<Vec<half::bf16>>> {
+        self.store.tensor_bf16(&self.name(name), expected)
     }
 }

@@ -91,6 +91,10 @@ pub(crate) struct ModelArgs {
     /// every OpenAI tower has; a tower with other heads needs this, or gives wrong vectors).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub(crate) num_attention_heads: Option<u32>,
+    /// The precision of the vision blocks' linear layers: f32 (exact), int8 (per-channel
+    /// int8 weights, activations per token; a quarter of the memory) or bf16 (half).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "int8", "bf16"])]
+    pub(crate) precision: String,
 }
 
 /// How image files are decoded: both off by default, as transformers decodes them.
@@ -224,6 +228,7 @@ pub(crate) fn load_options(args: &ModelArgs) -> LoadOptions {
             .as_deref()
             .and_then(Activation::from_hf_name),
         num_attention_heads: args.num_attention_heads.map(|h| h as usize),
+        precision: args.precision.parse().unwrap_or_default(),
     }
 }
 
@@ -302,6 +307,7 @@ fn similar(args: &SimilarArgs) -> Result<u8> {
         model: meta.model.clone(),
         activation: meta.activation.clone(),
         num_attention_heads: meta.num_attention_heads,
+        precision: meta.precision.clone(),
     };
     let kind = EmbedKind::from_name(&meta.kind);
     // The query is decoded as the index's images were.
@@ -446,6 +452,10 @@ fn print_cpu_and_kernels() {
         "matrixmultiply sgemm on Wᵀ (build without the gemm feature)".into()
     };
     println!("kernels         linear layers: {linear}");
+    println!(
+        "kernels         int8 linear layers (--precision int8): {} micro-kernels",
+        kernels::int8::Int8Kernel::current()
+    );
     use clip_vision::attention::{self as attn, AttentionPath};
     let attention = match attn::attention_path().resolve() {
         AttentionPath::Tiled => format!(

@@ -65,6 +65,10 @@ pub struct Meta {
     /// [`clip_vision::checkpoint::TensorStore::fingerprint`] of the weights.
     #[serde(default)]
     pub fingerprint: Option<String>,
+    /// `--precision` of the vision tower: `f32`, `int8` or `bf16` (f32 in outputs written
+    /// before the option existed).
+    #[serde(default = "f32_name")]
+    pub precision: String,
     /// `image-embeds` or `pooled`.
     pub kind: String,
     /// Whether rows are L2-normalised.
@@ -79,9 +83,15 @@ pub struct Meta {
     pub exif_transpose: bool,
 }
 
+/// The precision of outputs written before `--precision` existed.
+fn f32_name() -> String {
+    "f32".to_owned()
+}
+
 impl Meta {
     /// The meta of the rows `embedder` makes (`--activation activation`, as given).
     pub fn for_embedder(embedder: &ImageEmbedder, activation: Option<&str>) -> Result<Self> {
+        let precision = embedder.load_options().precision.name().to_owned();
         let model = embedder
             .model_path()
             .context("the embedder was not loaded from a checkpoint")?;
@@ -94,6 +104,7 @@ impl Meta {
                 .load_options()
                 .num_attention_heads
                 .and_then(|h| u32::try_from(h).ok()),
+            precision,
             kind: embedder.kind().name().to_owned(),
             normalized: embedder.normalizes(),
             dim: embedder.dim(),
@@ -103,7 +114,7 @@ impl Meta {
     }
 
     /// Each field, by its name in the file, rendered.
-    fn fields(&self) -> [(&'static str, String); 10] {
+    fn fields(&self) -> [(&'static str, String); 11] {
         let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".to_owned());
         [
             ("format_version", self.format_version.to_string()),
@@ -114,6 +125,7 @@ impl Meta {
                 opt(&self.num_attention_heads.map(|h| h.to_string())),
             ),
             ("fingerprint", opt(&self.fingerprint)),
+            ("precision", self.precision.clone()),
             ("kind", self.kind.clone()),
             ("normalized", self.normalized.to_string()),
             ("dim", self.dim.to_string()),
@@ -739,6 +751,7 @@ pub fn read_index(path: &Path) -> Result<(Meta, Vec<Row>)> {
             model: r.model,
             activation: r.activation,
             num_attention_heads: r.num_attention_heads,
+            precision: r.precision,
             fingerprint: r.fingerprint,
             kind: r.kind,
             normalized: r.normalized,
@@ -826,6 +839,7 @@ mod tests {
             model: "/m".into(),
             activation: None,
             num_attention_heads: None,
+            precision: "f32".into(),
             fingerprint: Some("fnv1a64:1".into()),
             kind: "pooled".into(),
             normalized: true,

@@ -239,6 +239,7 @@ pub(crate) fn search(args: &SearchArgs) -> Result<u8> {
         model: meta.model.clone(),
         activation: meta.activation.clone(),
         num_attention_heads: meta.num_attention_heads,
+        precision: meta.precision.clone(),
     };
     let inspection = clip_vision::loader::inspect(Path::new(&meta.model)).map_err(|e| {
         anyhow::anyhow!(
@@ -342,6 +343,8 @@ pub(crate) fn embed_text(args: EmbedTextArgs) -> Result<u8> {
                     .into_owned(),
                 activation: args.model.activation.clone(),
                 num_attention_heads: None,
+                // The text tower always runs in f32.
+                precision: "f32".into(),
                 fingerprint: Some(inspection.fingerprint),
                 kind: "text-embeds".into(),
                 normalized: !args.no_normalize,

@@ -791,6 +791,56 @@ fn similar_ranks_the_query_first_and_info_describes_the_model() {
 
 /// A kernel or attention path the environment names but this build or CPU cannot run stops
 /// the command before any work, naming the variable and the value.
+/// `--precision int8` and `bf16` keep the demo's vectors (cosine to f32), say so in the
+/// meta, and an index of one precision refuses to be resumed in another.
+#[test]
+fn precisions_keep_the_vectors_and_are_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let embed = |precision: &str, out: &str, extra: &[&str]| {
+        run(bin()
+            .args(["embed", "--model"])
+            .arg(demo())
+            .args(["--precision", precision])
+            .args(extra)
+            .arg("-o")
+            .arg(tmp.path().join(out))
+            .arg(images()))
+    };
+    assert!(embed("f32", "f32.jsonl", &[]).status.success());
+    let f32_rows = read_jsonl(&tmp.path().join("f32.jsonl"));
+    for (precision, min_cos) in [("int8", 0.9995), ("bf16", 0.9999)] {
+        let file = format!("{precision}.jsonl");
+        let out = embed(precision, &file, &[]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let rows = read_jsonl(&tmp.path().join(&file));
+        assert_eq!(rows.len(), f32_rows.len());
+        for ((p, a), (q, b)) in rows.iter().zip(&f32_rows) {
+            assert_eq!(p, q);
+            let cos: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            assert!(cos >= min_cos, "{precision} {p}: cosine {cos}");
+        }
+        assert!(
+            rows.iter().zip(&f32_rows).any(|(a, b)| a.1 != b.1),
+            "{precision} gave the f32 rows"
+        );
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(tmp.path().join(format!("{file}.meta.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(meta["precision"].as_str(), Some(precision));
+    }
+    let out = embed("f32", "int8.jsonl", &["--resume"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("precision") && err.contains("int8"), "{err}");
+    let out = run(bin().args(["info", "--model"]).arg(demo()));
+    assert!(
+        text(&out.stdout).contains("int8 linear layers"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 #[test]
 fn bad_kernel_and_attention_settings_are_refused() {
     for (var, value) in [("VIT_TENSOR_KERNEL", "avx9000"), ("VIT_ATTENTION", "flash")] {

@@ -18,9 +18,6 @@ use std::path::Path;
 /// The version of the layout this crate writes ([`Record::format_version`]).
 pub const LAYOUT_VERSION: u32 = 1;
 
-/// The precision the rows are computed in (the only one yet).
-pub const PRECISION: &str = "f32";
-
 /// What defines the rows of every partition of one output directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -43,7 +40,8 @@ pub struct Record {
     pub dim: usize,
     /// The dtype of `img_emb` (and `text_emb`) files.
     pub dtype: Dtype,
-    /// [`PRECISION`].
+    /// The precision of the vision tower's linear layers (`f32`, `int8`, `bf16`:
+    /// `clip_vision::Precision::name`).
     pub precision: String,
     /// The preprocessing (`CLIPImageProcessor`'s settings) every image went through.
     pub preprocessing: String,
@@ -98,7 +96,7 @@ impl Record {
             normalized: embedder.normalizes(),
             dim: embedder.dim(),
             dtype,
-            precision: PRECISION.to_owned(),
+            precision: embedder.load_options().precision.name().to_owned(),
             preprocessing: format!("{:?}", embedder.processor().config()),
             max_pixels: embedder.processor().max_pixels(),
             fast_decode: embedder.processor().fast_decode(),
@@ -206,7 +204,7 @@ mod tests {
             normalized: true,
             dim: 32,
             dtype: Dtype::F16,
-            precision: PRECISION.into(),
+            precision: "f32".into(),
             preprocessing: "p".into(),
             max_pixels: 1,
             fast_decode: false,

@@ -2,7 +2,7 @@
 
 use crate::{convert, guard, job, ClipVisionError};
 use clip_vision::text::ClipTextEncoder;
-use clip_vision::{Activation, ImageEmbedder, LoadOptions, VisionResult};
+use clip_vision::{Activation, ImageEmbedder, LoadOptions, Precision, VisionResult};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray4, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyUserWarning, PyValueError};
 use pyo3::prelude::*;
@@ -10,9 +10,6 @@ use pyo3::types::PyDict;
 use std::ffi::CString;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-
-/// Precisions the issue names; only `f32` exists in the library today.
-const PRECISIONS_NOT_BUILT: [&str; 2] = ["int8", "bf16"];
 
 /// A CLIP vision tower with its checkpoint's preprocessing: images in, L2-normalised
 /// `image_embeds` out, as a `(n, dim)` float32 array.
@@ -152,17 +149,11 @@ impl PyImageEmbedder {
         fast_decode: bool,
         exif_transpose: bool,
     ) -> PyResult<Self> {
-        if PRECISIONS_NOT_BUILT.contains(&precision) {
-            return Err(PyValueError::new_err(format!(
-                "precision {precision:?} is not available in this build of clip_vision \
-                 (available: \"f32\")"
-            )));
-        }
-        if precision != "f32" {
-            return Err(PyValueError::new_err(format!(
-                "unknown precision {precision:?} (available: \"f32\")"
-            )));
-        }
+        let precision: Precision = precision.parse().map_err(|_| {
+            PyValueError::new_err(format!(
+                "unknown precision {precision:?} (supported: \"f32\", \"int8\", \"bf16\")"
+            ))
+        })?;
         let activation_name = activation.map(str::to_owned);
         let activation = match activation {
             None => None,
@@ -184,6 +175,7 @@ impl PyImageEmbedder {
             .load_options(LoadOptions {
                 activation,
                 num_attention_heads: None,
+                precision,
             })
             .batch_size(batch_size)
             .fast_decode(fast_decode)

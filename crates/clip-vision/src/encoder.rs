@@ -23,7 +23,7 @@ use crate::loader::LoadOptions;
 use std::path::Path;
 use vit_encoder::{ViTBlock, ViTEncoder};
 use vit_layers::{prepend_cls, LayerNorm, LearnablePosEmbed, Linear, PatchEmbed};
-use vit_tensor::LcgRng;
+use vit_tensor::{LcgRng, Precision};
 
 /// Standard deviation of every random weight [`ClipVisionEncoder::new`] draws.
 pub const INIT_STD: f32 = 0.02;
@@ -56,6 +56,45 @@ pub struct ClipVisionEncoder {
     /// one, `pos_embed` is resized to the new grid on each call, from whatever `pos_embed`
     /// holds then (no cached copy can go stale when the public field is replaced).
     input_size: (usize, usize),
+}
+
+/// The parts before the blocks: what turns pixels into `hidden_states[0]` (the loader
+/// needs it before the blocks exist, to calibrate them).
+pub(crate) struct Stem<'a> {
+    pub(crate) config: &'a ClipVisionConfig,
+    pub(crate) patch_embed: &'a PatchEmbed,
+    pub(crate) pos_embed: &'a LearnablePosEmbed,
+    pub(crate) cls_token: &'a [f32],
+    pub(crate) pre_layer_norm: Option<&'a LayerNorm>,
+}
+
+impl Stem<'_> {
+    /// Patches, class token, positions, pre-LayerNorm, at `(h, w)` pixels; `pixels` already
+    /// checked.
+    ///
+    /// # Shapes
+    /// - `pixels`: `[batch, C, H, W]` → `[batch, N + 1, D]`
+    pub(crate) fn embed(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+        (h, w): (usize, usize),
+    ) -> VisionResult<Vec<f32>> {
+        let p = self.config.patch_size;
+        let (gh, gw) = (h / p, w / p);
+        let patches = self.patch_embed.forward(pixels, batch, h, w)?;
+        let mut tokens = prepend_cls(&patches, self.cls_token, batch, gh * gw)?;
+        let g = self.config.grid_size();
+        if (gh, gw) == (g, g) {
+            self.pos_embed.add_to(&mut tokens)?;
+        } else {
+            self.pos_embed.interpolate(1, gh, gw)?.add_to(&mut tokens)?;
+        }
+        if let Some(ln) = self.pre_layer_norm {
+            ln.forward_inplace(&mut tokens)?;
+        }
+        Ok(tokens)
+    }
 }
 
 impl ClipVisionEncoder {
@@ -287,6 +326,47 @@ impl ClipVisionEncoder {
         (self.input_size.0 / p) * (self.input_size.1 / p)
     }
 
+    /// The precision of the blocks' linear layers (f32 for a tower without blocks).
+    pub fn precision(&self) -> Precision {
+        self.encoder
+            .layers
+            .first()
+            .map_or(Precision::F32, |b| b.attn.qkv().precision())
+    }
+
+    /// Holds the blocks' linear layers in `precision`, converting the values held; for
+    /// int8, with the outlier channels found by calibration ([`crate::calibrate`]) kept in
+    /// f32. Patch embedding, LayerNorms, attention and the projection stay f32. (Loading
+    /// with [`LoadOptions::precision`] does the same from the checkpoint's values, one block
+    /// at a time.)
+    ///
+    /// # Errors
+    /// [`VisionError::Tensor`] when a weight cannot be converted (int8 of a non-finite
+    /// value).
+    pub fn set_precision(&mut self, precision: Precision) -> VisionResult<()> {
+        if precision != Precision::Int8 {
+            self.encoder.set_precision(precision)?;
+            return Ok(());
+        }
+        let stem = Stem {
+            config: &self.config,
+            patch_embed: &self.patch_embed,
+            pos_embed: &self.pos_embed,
+            cls_token: &self.cls_token,
+            pre_layer_norm: self.pre_layer_norm.as_ref(),
+        };
+        let size = (self.config.image_size, self.config.image_size);
+        let mut calibration = crate::calibrate::Calibration::new(&stem, size)?;
+        for block in &mut self.encoder.layers {
+            // Calibrated on the f32 values (a block already int8 is first widened back).
+            for (_, linear) in block.linears_mut() {
+                linear.set_precision(Precision::F32)?;
+            }
+            calibration.quantize_block(block)?;
+        }
+        Ok(())
+    }
+
     /// Values in one image at the current input size, `C × H × W`.
     pub fn image_len(&self) -> usize {
         self.config.num_channels * self.input_size.0 * self.input_size.1
@@ -334,21 +414,14 @@ impl ClipVisionEncoder {
     /// # Shapes
     /// - `pixels`: `[batch, C, H, W]` → `[batch, N + 1, D]`
     fn embed(&self, pixels: &[f32], batch: usize) -> VisionResult<Vec<f32>> {
-        let (h, w) = self.input_size;
-        let patches = self.patch_embed.forward(pixels, batch, h, w)?;
-        let mut tokens = prepend_cls(&patches, &self.cls_token, batch, self.num_patches())?;
-        let p = self.config.patch_size;
-        let (gh, gw) = (h / p, w / p);
-        let g = self.config.grid_size();
-        if (gh, gw) == (g, g) {
-            self.pos_embed.add_to(&mut tokens)?;
-        } else {
-            self.pos_embed.interpolate(1, gh, gw)?.add_to(&mut tokens)?;
+        Stem {
+            config: &self.config,
+            patch_embed: &self.patch_embed,
+            pos_embed: &self.pos_embed,
+            cls_token: &self.cls_token,
+            pre_layer_norm: self.pre_layer_norm.as_ref(),
         }
-        if let Some(ln) = &self.pre_layer_norm {
-            ln.forward_inplace(&mut tokens)?;
-        }
-        Ok(tokens)
+        .embed(pixels, batch, self.input_size)
     }
 
     /// Runs `f` on each chunk of at most [`MAX_IMAGES_IN_FLIGHT`] images, after checking the

@@ -30,6 +30,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod calibrate;
 pub mod config;
 pub mod encoder;
 pub mod error;
@@ -61,6 +62,7 @@ pub use preprocess::ImageProcessor;
 pub use vit_layers::attention;
 /// The micro-kernels' run-time dispatch: which path runs, forcing one, the CPU's features.
 pub use vit_tensor::kernels;
+pub use vit_tensor::Precision;
 pub use vit_tensor::{Activation, LcgRng};
 
 /// The README's Rust examples, compiled and run as doctests.

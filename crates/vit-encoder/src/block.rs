@@ -1,6 +1,6 @@
 //! `ViTBlock`: one pre-norm transformer encoder layer.
 
-use vit_layers::{AttentionMask, AttentionScratch, LayerNorm, Mlp, MultiHeadAttention};
+use vit_layers::{AttentionMask, AttentionScratch, LayerNorm, Linear, Mlp, MultiHeadAttention};
 use vit_tensor::error::{check_len, checked_mul};
 use vit_tensor::{Activation, LcgRng, TensorError, TensorResult};
 
@@ -77,6 +77,30 @@ impl ViTBlock {
             LayerNorm::identity(dim, eps)?,
             mlp,
         )
+    }
+
+    /// Names of the block's linear layers, in [`ViTBlock::linears`]' order.
+    pub const LINEARS: [&'static str; 4] = ["attn.qkv", "attn.out_proj", "mlp.fc1", "mlp.fc2"];
+
+    /// The block's linear layers, named as in [`ViTBlock::LINEARS`].
+    pub fn linears(&self) -> [(&'static str, &Linear); 4] {
+        let [a, b, c, d] = Self::LINEARS;
+        [
+            (a, self.attn.qkv()),
+            (b, self.attn.out_proj()),
+            (c, self.mlp.fc1()),
+            (d, self.mlp.fc2()),
+        ]
+    }
+
+    /// The block's linear layers, to change in place (their precision:
+    /// [`Linear::set_precision`]), named as in [`ViTBlock::LINEARS`].
+    pub fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 4] {
+        let [a, b, c, d] = Self::LINEARS;
+        let (attn, mlp) = (&mut self.attn, &mut self.mlp);
+        let (qkv, out) = attn.projections_mut();
+        let (fc1, fc2) = mlp.layers_mut();
+        [(a, qkv), (b, out), (c, fc1), (d, fc2)]
     }
 
     /// Width `D`.

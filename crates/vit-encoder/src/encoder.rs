@@ -43,6 +43,20 @@ impl ViTEncoder {
         self.final_norm.dim()
     }
 
+    /// Holds every block's linear layers (attention projections, MLP) in `precision`; the
+    /// LayerNorms and everything outside the blocks stay f32.
+    ///
+    /// # Errors
+    /// As [`vit_layers::Linear::set_precision`].
+    pub fn set_precision(&mut self, precision: vit_layers::Precision) -> TensorResult<()> {
+        for block in &mut self.layers {
+            for (_, linear) in block.linears_mut() {
+                linear.set_precision(precision)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Number of blocks.
     pub fn depth(&self) -> usize {
         self.layers.len()

@@ -258,9 +258,25 @@ impl MultiHeadAttention {
         self.dim() / self.n_heads
     }
 
+    /// The fused in-projection, to change in place (its precision: [`Linear::set_precision`];
+    /// a layer of another shape put here makes the forward pass fail with a shape error).
+    pub fn qkv_mut(&mut self) -> &mut Linear {
+        &mut self.qkv
+    }
+
+    /// Both projections, to change in place at once (as [`MultiHeadAttention::qkv_mut`]).
+    pub fn projections_mut(&mut self) -> (&mut Linear, &mut Linear) {
+        (&mut self.qkv, &mut self.out_proj)
+    }
+
     /// The fused in-projection `[3·D, D]` (rows q, k, v).
     pub fn qkv(&self) -> &Linear {
         &self.qkv
+    }
+
+    /// The output projection, to change in place (as [`MultiHeadAttention::qkv_mut`]).
+    pub fn out_proj_mut(&mut self) -> &mut Linear {
+        &mut self.out_proj
     }
 
     /// The output projection `[D, D]`.

@@ -44,3 +44,4 @@ pub use mask::AttentionMask;
 pub use mlp::Mlp;
 pub use patch_embed::PatchEmbed;
 pub use pos_embed::{add_pos_embed, prepend_cls, LearnablePosEmbed};
+pub use vit_tensor::Precision;

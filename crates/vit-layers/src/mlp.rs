@@ -59,9 +59,25 @@ impl Mlp {
         }
     }
 
+    /// The first layer, to change in place (its precision: [`Linear::set_precision`]; a
+    /// layer of another shape put here makes the forward pass fail with a shape error).
+    pub fn fc1_mut(&mut self) -> &mut Linear {
+        &mut self.fc1
+    }
+
+    /// Both layers, to change in place at once (as [`Mlp::fc1_mut`]).
+    pub fn layers_mut(&mut self) -> (&mut Linear, &mut Linear) {
+        (&mut self.fc1, &mut self.fc2)
+    }
+
     /// The first layer, `[I, D]`.
     pub fn fc1(&self) -> &Linear {
         &self.fc1
+    }
+
+    /// The second layer, to change in place (as [`Mlp::fc1_mut`]).
+    pub fn fc2_mut(&mut self) -> &mut Linear {
+        &mut self.fc2
     }
 
     /// The second layer, `[D, I]`.

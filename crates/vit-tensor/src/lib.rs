@@ -49,11 +49,14 @@ pub(crate) mod testutil;
 pub use error::{TensorError, TensorResult};
 pub use gemm::{gemm, MatMut, MatRef};
 pub use ops::activation::{gelu, gelu_tanh, quick_gelu, Activation};
+pub use ops::bf16::{linear_bf16, Bf16Weight};
 pub use ops::elementwise::{add_inplace, add_row_inplace};
 pub use ops::matmul::{
     linear, linear_add_into, linear_into, linear_with, matmul, Epilogue, WeightLayout,
 };
 pub use ops::norm::{layer_norm, layer_norm_inplace, layer_norm_into};
 pub use ops::packed::{linear_packed, PackedWeight, PACKED_KERNELS};
+pub use ops::precision::Precision;
+pub use ops::quant::{linear_int8, QuantizedWeight};
 pub use ops::softmax::softmax_rows;
 pub use rng::LcgRng;

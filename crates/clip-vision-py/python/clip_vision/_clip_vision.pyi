@@ -68,7 +68,9 @@ class ImageEmbedder:
 
         ``activation`` names the MLP activation for weights that do not say (OpenAI-named
         weights without config): quick_gelu, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast.
-        ``precision``: only "f32" in this build ("int8", "bf16" raise ValueError).
+        ``precision``: of the vision blocks' linear layers: "f32" (exact, the default),
+        "int8" (per-channel int8 weights, activations quantized per token; a quarter of
+        the memory) or "bf16" (bfloat16 weights, f32 arithmetic; half the memory).
         ``threads``: a worker pool of its own (default: rayon's global pool, one thread per
         core). ``fast_decode``: decode JPEG files downscaled in the DCT domain as PIL's
         ``Image.draft`` (several times faster on large photos; vectors no longer exactly

@@ -26,7 +26,7 @@ use crate::error::{VisionError, VisionResult};
 pub use clip_checkpoint::resolve;
 use clip_checkpoint::{open_weights, read_json, TensorStore};
 use std::path::{Path, PathBuf};
-use vit_tensor::Activation;
+use vit_tensor::{Activation, Precision};
 
 /// What a checkpoint may not say itself, given by the caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,6 +37,11 @@ pub struct LoadOptions {
     /// Attention heads, for OpenAI-named weights without a config (default: width / 64, as
     /// every OpenAI tower has).
     pub num_attention_heads: Option<usize>,
+    /// The precision the blocks' linear layers (attention projections, MLP) are held and
+    /// run in; each weight is converted as it is read, so no f32 copy of the tower is ever
+    /// held beside it. Patch embedding, LayerNorms, attention itself and the projection stay
+    /// f32. Default [`Precision::F32`] (the checkpoint's values).
+    pub precision: Precision,
 }
 
 /// What a checkpoint holds, without building a model from it.
@@ -128,7 +133,8 @@ pub fn load_store(
         }
     };
     apply(&mut cfg, opts);
-    build::build(&tower, &naming, cfg, pre_norm).map_err(|e| e.in_file(&config_file))
+    build::build(&tower, &naming, cfg, pre_norm, opts.precision)
+        .map_err(|e| e.in_file(&config_file))
 }
 
 /// The `config.json` HF-named weights need.

@@ -21,8 +21,11 @@
 //! (tests force each one the machine has, [`force_kernel_path`]; the environment variable
 //! [`KERNEL_ENV`] does it for a whole process) without repacking.
 
+pub mod int8;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_int8;
 
 pub use crate::ops::packed::PACKED_KERNELS;
 

@@ -5,9 +5,12 @@
 
 pub mod activation;
 pub mod attention;
+pub mod bf16;
 pub mod elementwise;
 pub mod math;
 pub mod matmul;
 pub mod norm;
 pub mod packed;
+pub mod precision;
+pub mod quant;
 pub mod softmax;
