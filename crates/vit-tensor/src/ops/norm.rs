@@ -31,10 +31,13 @@ pub fn layer_norm_into(
     x.par_chunks(rows_per_task * dim)
         .zip(out.par_chunks_mut(rows_per_task * dim))
         .for_each(|(xs, ys)| {
-            pulp::Arch::new().dispatch(|| {
-                for (row, y) in xs.chunks_exact(dim).zip(ys.chunks_exact_mut(dim)) {
-                    normalise_row(row, weight, bias, eps, y);
-                }
+            pulp::Arch::new().dispatch(NormaliseRows {
+                x: Some(xs),
+                out: ys,
+                weight,
+                bias,
+                eps,
+                dim,
             });
         });
     Ok(())
@@ -60,12 +63,13 @@ pub fn layer_norm_inplace(
     }
     let rows_per_task = (super::activation::PARALLEL_CHUNK / dim).max(1);
     x.par_chunks_mut(rows_per_task * dim).for_each(|xs| {
-        let mut scratch = vec![0.0; dim];
-        pulp::Arch::new().dispatch(|| {
-            for row in xs.chunks_exact_mut(dim) {
-                scratch.copy_from_slice(row);
-                normalise_row(&scratch, weight, bias, eps, row);
-            }
+        pulp::Arch::new().dispatch(NormaliseRows {
+            x: None,
+            out: xs,
+            weight,
+            bias,
+            eps,
+            dim,
         });
     });
     Ok(())
@@ -116,6 +120,49 @@ fn check_norm_args(
     }
     let rows = len.checked_div(dim).unwrap_or(0);
     check_len("layer_norm", "input [rows, dim]", rows * dim, len)
+}
+
+/// LayerNorm of rows, as a `pulp` operation: its body is inlined into the function compiled
+/// for the CPU's instruction set, so the loops vectorise with it (a closure given to
+/// `dispatch` was compiled for the baseline, SSE2, instead).
+struct NormaliseRows<'a> {
+    /// The rows, or `None` to normalise `out` in place.
+    x: Option<&'a [f32]>,
+    out: &'a mut [f32],
+    weight: &'a [f32],
+    bias: &'a [f32],
+    eps: f32,
+    dim: usize,
+}
+
+impl pulp::WithSimd for NormaliseRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let Self {
+            x,
+            out,
+            weight,
+            bias,
+            eps,
+            dim,
+        } = self;
+        match x {
+            Some(xs) => {
+                for (row, y) in xs.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+                    normalise_row(row, weight, bias, eps, y);
+                }
+            }
+            None => {
+                let mut scratch = vec![0.0; dim];
+                for row in out.chunks_exact_mut(dim) {
+                    scratch.copy_from_slice(row);
+                    normalise_row(&scratch, weight, bias, eps, row);
+                }
+            }
+        }
+    }
 }
 
 /// Two passes (mean, then variance of the centred values): no cancellation for rows with a
