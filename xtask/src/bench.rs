@@ -188,6 +188,17 @@ fn run_peers(
     let mut vision_workers = Vec::new();
     if presets.iter().any(|p| !is_text(p)) {
         vision_workers = build_workers("peer_worker")?;
+        // The shipped build in reduced precision (`--precision`), beside ONNX Runtime's
+        // int8 model (`ort-int8`, in the script's default runtimes).
+        let gemm = vision_workers
+            .iter()
+            .find_map(|w| w.strip_prefix("clip-vision-gemm="))
+            .map(str::to_owned);
+        if let Some(path) = gemm {
+            for precision in ["int8", "bf16"] {
+                vision_workers.push(format!("clip-vision-gemm-{precision}={path}@{precision}"));
+            }
+        }
         // candle is a peer, not a dependency: its worker is a project of its own. A failed
         // build (no registry, say) costs the candle column, not the run.
         let candle_manifest = root.join("scripts/candle_worker/Cargo.toml");
