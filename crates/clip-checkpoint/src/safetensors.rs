@@ -164,13 +164,7 @@ impl SafetensorsFile {
                 })
             }
         };
-        let (begin, end) = info.data_offsets;
-        // The header check guarantees end - begin = numel × width and end ≤ data length.
-        let mut bytes = vec![0u8; end - begin];
-        let mut file = File::open(&self.path).map_err(|e| CheckpointError::io(&self.path, e))?;
-        file.seek(SeekFrom::Start(self.data_start + begin as u64))
-            .and_then(|_| file.read_exact(&mut bytes))
-            .map_err(|e| CheckpointError::io(&self.path, e))?;
+        let bytes = self.read_bytes(info)?;
         let values = match (info.dtype, width) {
             (Dtype::F32, _) => bytes
                 .chunks_exact(4)
@@ -190,6 +184,18 @@ impl SafetensorsFile {
 }
 
 impl SafetensorsFile {
+    /// The stored bytes of the tensor `info` describes (the header check guarantees
+    /// `end − begin = numel × width` and `end ≤` the data's length).
+    fn read_bytes(&self, info: &TensorInfo) -> CheckpointResult<Vec<u8>> {
+        let (begin, end) = info.data_offsets;
+        let mut bytes = vec![0u8; end - begin];
+        let mut file = File::open(&self.path).map_err(|e| CheckpointError::io(&self.path, e))?;
+        file.seek(SeekFrom::Start(self.data_start + begin as u64))
+            .and_then(|_| file.read_exact(&mut bytes))
+            .map_err(|e| CheckpointError::io(&self.path, e))?;
+        Ok(bytes)
+    }
+
     /// Reads a tensor stored in half precision as bfloat16 without an f32 copy: BF16 as
     /// stored, F16 rounded to bf16 value by value; `None` for any other dtype (read it with
     /// [`SafetensorsFile::read_f32`]).
@@ -207,12 +213,7 @@ impl SafetensorsFile {
         if !matches!(info.dtype, Dtype::F16 | Dtype::BF16) {
             return Ok(None);
         }
-        let (begin, end) = info.data_offsets;
-        let mut bytes = vec![0u8; end - begin];
-        let mut file = File::open(&self.path).map_err(|e| CheckpointError::io(&self.path, e))?;
-        file.seek(SeekFrom::Start(self.data_start + begin as u64))
-            .and_then(|_| file.read_exact(&mut bytes))
-            .map_err(|e| CheckpointError::io(&self.path, e))?;
+        let bytes = self.read_bytes(info)?;
         let values = bytes.chunks_exact(2).map(|b| [b[0], b[1]]);
         Ok(Some(if info.dtype == Dtype::BF16 {
             values.map(half::bf16::from_le_bytes).collect()

@@ -163,6 +163,11 @@ impl TensorStore {
     /// [`CheckpointError::MissingTensor`], [`CheckpointError::TensorShape`] (before reading any data),
     /// [`CheckpointError::UnsupportedDtype`], [`CheckpointError::Io`].
     pub fn tensor(&self, name: &str, expected: &[usize]) -> CheckpointResult<Vec<f32>> {
+        self.file_of_shape(name, expected)?.read_f32(name)
+    }
+
+    /// The file holding `name`, after checking that its shape is `expected`.
+    fn file_of_shape(&self, name: &str, expected: &[usize]) -> CheckpointResult<&SafetensorsFile> {
         let file = self.file(name)?;
         let got = file.info(name).map_or(&[][..], |i| &i.shape[..]);
         if got != expected {
@@ -173,7 +178,7 @@ impl TensorStore {
                 got: got.to_vec(),
             });
         }
-        file.read_f32(name)
+        Ok(file)
     }
 
     /// Reads `name` as bfloat16 if it is stored in half precision (see
@@ -187,17 +192,7 @@ impl TensorStore {
         name: &str,
         expected: &[usize],
     ) -> CheckpointResult<Option<Vec<half::bf16>>> {
-        let file = self.file(name)?;
-        let got = file.info(name).map_or(&[][..], |i| &i.shape[..]);
-        if got != expected {
-            return Err(CheckpointError::TensorShape {
-                path: file.path().to_path_buf(),
-                name: name.to_owned(),
-                expected: expected.to_vec(),
-                got: got.to_vec(),
-            });
-        }
-        file.read_bf16(name)
+        self.file_of_shape(name, expected)?.read_bf16(name)
     }
 
     /// The tensors under `prefix` (`store.pp("vision_model").tensor("pre_layrnorm.weight", ..)`

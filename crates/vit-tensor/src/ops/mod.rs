@@ -14,3 +14,4 @@ pub mod packed;
 pub mod precision;
 pub mod quant;
 pub mod softmax;
+pub(crate) mod split;

@@ -296,36 +296,15 @@ fn packed_product(
     }
     // Columns: panel groups shared out among the threads, each into its own buffer.
     let step = path.max_panels();
-    let groups = panels.div_ceil(step);
-    let per = groups.div_ceil(threads);
-    let parts: Vec<(usize, usize, Vec<f32>)> = (0..threads)
-        .into_par_iter()
-        .filter_map(|t| {
-            let p0 = (t * per * step).min(panels);
-            let p1 = ((t + 1) * per * step).min(panels);
-            if p0 >= p1 {
-                return None;
-            }
-            let (j0, j1) = (p0 * PANEL, (p1 * PANEL).min(n));
-            let mut part = vec![0.0f32; rows * (j1 - j0)];
-            let part_epilogue = Epilogue {
-                accumulate: false,
-                ..epilogue
-            };
-            block(path, x, w, rows, p0..p1, &mut part, j1 - j0, part_epilogue);
-            Some((j0, j1, part))
-        })
-        .collect();
-    for (j0, j1, part) in parts {
-        for (p, o) in part.chunks_exact(j1 - j0).zip(out.chunks_exact_mut(n)) {
-            let o = &mut o[j0..j1];
-            if epilogue.accumulate {
-                o.iter_mut().zip(p).for_each(|(o, &v)| *o += v);
-            } else {
-                o.copy_from_slice(p);
-            }
-        }
-    }
+    crate::ops::split::by_column_groups(
+        panels,
+        step,
+        n,
+        rows,
+        out,
+        epilogue,
+        |ps, buf, width, e| block(path, x, w, rows, ps, buf, width, e),
+    );
 }
 
 /// Columns `panels · 16` (clipped to `out_features`) of `x · Wᵀ` with the epilogue, into
