@@ -51,3 +51,51 @@ fn tiled_attention_matches_transformers() {
     force_kernel_path(None).unwrap();
     force_attention_path(None);
 }
+
+/// Int8 on each kernel path this CPU has (AVX-512 VNNI, AVX2 `vpmaddwd`, portable), forced
+/// in turn: the int8 sums are exact on every path, so the massive-activation tower's
+/// embeddings are the same bits on each (with `packed` the f32 layers outside the blocks
+/// change path too, so there the test asks for the accuracy target instead).
+#[test]
+fn every_int8_kernel_gives_the_same_embeddings() {
+    use clip_vision::kernels::int8::Int8Kernel;
+    use clip_vision::kernels::{force_kernel_path, KernelPath};
+    use clip_vision::{ClipVisionEncoder, LoadOptions, Precision};
+    let _one_at_a_time = FORCING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = common::model_dir("massive");
+    let options = LoadOptions {
+        precision: Precision::Int8,
+        ..LoadOptions::default()
+    };
+    let model = ClipVisionEncoder::from_pretrained_with(&dir, &options).unwrap();
+    let reference = common::Reference::open(&dir);
+    let (pixels, shape) = reference.get("pixel_values");
+    let (want, _) = reference.get("image_embeds");
+    let mut first: Option<Vec<f32>> = None;
+    let mut kernels = Vec::new();
+    for path in KernelPath::supported() {
+        force_kernel_path(Some(path)).unwrap();
+        kernels.push(Int8Kernel::current());
+        let got = model.image_embeds(&pixels, shape[0]).unwrap().concat();
+        match &first {
+            None => first = Some(got),
+            Some(f) if !clip_vision::kernels::PACKED_KERNELS => {
+                assert!(
+                    f == &got,
+                    "{path} ({}) changed the bits",
+                    Int8Kernel::current()
+                );
+            }
+            Some(_) => {
+                let dim = want.len() / shape[0];
+                for (g, w) in got.chunks(dim).zip(want.chunks(dim)) {
+                    let dot: f32 = g.iter().zip(w).map(|(a, b)| a * b).sum();
+                    let norm = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>().sqrt();
+                    assert!(dot / (norm(g) * norm(w)) >= 0.9995, "{path}");
+                }
+            }
+        }
+    }
+    force_kernel_path(None).unwrap();
+    assert!(kernels.contains(&Int8Kernel::Generic), "{kernels:?}");
+}
