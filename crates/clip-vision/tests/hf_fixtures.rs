@@ -21,6 +21,12 @@ fn tiny_gelu_tanh_matches_transformers() {
     check_fixture(TINY[2]);
 }
 
+/// The tower with massive activations (real photos; the int8 fixture), in f32.
+#[test]
+fn massive_matches_transformers() {
+    check_fixture("massive");
+}
+
 #[test]
 fn batch_results_equal_single_results() {
     for name in TINY {
