@@ -59,9 +59,12 @@ impl Calibration {
         // The block as it runs (pre-norm), keeping each linear layer's input.
         let x1 = block.layer_norm1.forward(&self.hidden)?;
         let context = context(&block.attn, &x1, batch, seq)?;
+        // h = x + out_proj(context): attention's output from the context already computed.
         let mut h = std::mem::take(&mut self.hidden);
-        let attn = block.attn.forward(&x1, batch, seq)?;
-        h.iter_mut().zip(&attn).for_each(|(h, a)| *h += a);
+        block
+            .attn
+            .out_proj()
+            .forward_add_into(&context, rows, &mut h)?;
         let x2 = block.layer_norm2.forward(&h)?;
         let mut act = vec![0.0; rows * inner];
         block
