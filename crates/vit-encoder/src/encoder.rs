@@ -117,11 +117,15 @@ impl ViTEncoder {
             self.dim(),
         )?;
         check_len("ViTEncoder", "input [batch, seq_len, D]", expected, x.len())?;
-        let mut scratch = BlockScratch::default();
-        for block in &self.layers[..n_layers] {
-            block.forward_masked_with(x, batch, seq_len, mask, &mut scratch)?;
-        }
-        Ok(())
+        // On one rayon worker (see `vit_tensor::on_worker`): each block's parallel passes
+        // then split by work stealing rather than each being injected into the pool.
+        vit_tensor::on_worker(|| {
+            let mut scratch = BlockScratch::default();
+            for block in &self.layers[..n_layers] {
+                block.forward_masked_with(x, batch, seq_len, mask, &mut scratch)?;
+            }
+            Ok(())
+        })
     }
 
     /// Runs every block in place, without the final norm (transformers' `last_hidden_state`).

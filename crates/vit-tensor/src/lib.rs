@@ -56,6 +56,7 @@ pub use ops::matmul::{
 };
 pub use ops::norm::{layer_norm, layer_norm_inplace, layer_norm_into};
 pub use ops::packed::{linear_packed, PackedWeight, PACKED_KERNELS};
+pub use ops::parallel::on_worker;
 pub use ops::precision::Precision;
 pub use ops::quant::{linear_int8, QuantizedWeight};
 pub use ops::softmax::softmax_rows;

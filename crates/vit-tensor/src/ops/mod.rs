@@ -11,6 +11,7 @@ pub mod math;
 pub mod matmul;
 pub mod norm;
 pub mod packed;
+pub mod parallel;
 pub mod precision;
 pub mod quant;
 pub mod softmax;
