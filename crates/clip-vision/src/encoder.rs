@@ -430,21 +430,15 @@ impl ClipVisionEncoder {
         &self,
         pixels: &[f32],
         batch: usize,
-        mut f: impl FnMut(&[f32], usize) -> VisionResult<Vec<T>> + Send,
-    ) -> VisionResult<Vec<T>>
-    where
-        T: Send,
-    {
+        mut f: impl FnMut(&[f32], usize) -> VisionResult<Vec<T>>,
+    ) -> VisionResult<Vec<T>> {
         self.check_pixels(pixels, batch)?;
         let mut out = Vec::new();
         if batch == 0 {
             return Ok(out);
         }
         for chunk in pixels.chunks(MAX_IMAGES_IN_FLIGHT * self.image_len()) {
-            let images = chunk.len() / self.image_len();
-            // The whole chunk on one rayon worker: its many small parallel passes then
-            // split by work stealing instead of each being injected from outside the pool.
-            out.extend(vit_tensor::on_worker(|| f(chunk, images))?);
+            out.extend(f(chunk, chunk.len() / self.image_len())?);
         }
         Ok(out)
     }

@@ -190,3 +190,17 @@ pub struct BlockScratch {
     attn: AttentionScratch,
     hidden: Vec<f32>,
 }
+
+impl BlockScratch {
+    /// Makes room for `rows` tokens of width `dim` and MLP width `intermediate`, so that
+    /// the blocks' forward passes do not allocate (see [`AttentionScratch::reserve`]: the
+    /// memory comes from the calling thread's heap).
+    pub fn reserve(&mut self, rows: usize, dim: usize, intermediate: usize) {
+        let len = rows.saturating_mul(dim);
+        self.normed.reserve(len.saturating_sub(self.normed.len()));
+        self.attn.reserve(rows, dim);
+        let hidden = rows.saturating_mul(intermediate);
+        self.hidden
+            .reserve(hidden.saturating_sub(self.hidden.len()));
+    }
+}

@@ -117,10 +117,17 @@ impl ViTEncoder {
             self.dim(),
         )?;
         check_len("ViTEncoder", "input [batch, seq_len, D]", expected, x.len())?;
-        // On one rayon worker (see `vit_tensor::on_worker`): each block's parallel passes
-        // then split by work stealing rather than each being injected into the pool.
+        // The buffers from this thread's heap, the work on one rayon worker (see
+        // `vit_tensor::on_worker`): each block's parallel passes then split by work
+        // stealing rather than each being injected into the pool.
+        let mut scratch = BlockScratch::default();
+        let intermediate = self.layers[..n_layers]
+            .iter()
+            .map(|b| b.mlp.fc1().out_features())
+            .max()
+            .unwrap_or(0);
+        scratch.reserve(expected / self.dim().max(1), self.dim(), intermediate);
         vit_tensor::on_worker(|| {
-            let mut scratch = BlockScratch::default();
             for block in &self.layers[..n_layers] {
                 block.forward_masked_with(x, batch, seq_len, mask, &mut scratch)?;
             }

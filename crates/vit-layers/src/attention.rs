@@ -532,6 +532,19 @@ pub struct AttentionScratch {
     context: Vec<f32>,
 }
 
+impl AttentionScratch {
+    /// Makes room for `rows` tokens of width `dim`, so that a forward pass does not
+    /// allocate: memory is taken from the calling thread's heap (`glibc` gives each thread
+    /// an arena of its own, and a forward pass moved onto a rayon worker would otherwise
+    /// grow the worker's arena instead of reusing what loading the checkpoint freed).
+    pub fn reserve(&mut self, rows: usize, dim: usize) {
+        let len = rows.saturating_mul(dim);
+        self.qkv
+            .reserve(len.saturating_mul(3).saturating_sub(self.qkv.len()));
+        self.context.reserve(len.saturating_sub(self.context.len()));
+    }
+}
+
 fn check_square(what: &'static str, p: &Linear, dim: usize) -> TensorResult<()> {
     if p.in_features() != dim || p.out_features() != dim {
         return Err(TensorError::ShapeMismatch {
