@@ -114,7 +114,7 @@ pub const CI_STEPS: &[&str] = &[
     // The opt-in packed-weight micro-kernels: every path this CPU has.
     "test -p vit-tensor -p clip-vision --features clip-vision/packed",
     // Ignored tests that a CI machine can run: the CLI's full-disk check (mounts a tiny tmpfs).
-    "test --workspace --test cli -- --ignored full_disk",
+    "test --workspace --tests -- --ignored full_disk",
     // Docs build without a broken link (the workspace's rustdoc lints deny them).
     "doc --workspace --no-deps",
     // The Python package built from source in a fresh virtualenv, and its pytest suite.
