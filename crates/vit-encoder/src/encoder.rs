@@ -110,12 +110,8 @@ impl ViTEncoder {
                 reason: "exceeds the number of blocks",
             });
         }
-        let expected = checked_mul(
-            "ViTEncoder",
-            "input",
-            checked_mul("ViTEncoder", "batch · seq_len", batch, seq_len)?,
-            self.dim(),
-        )?;
+        let rows = checked_mul("ViTEncoder", "batch · seq_len", batch, seq_len)?;
+        let expected = checked_mul("ViTEncoder", "input", rows, self.dim())?;
         check_len("ViTEncoder", "input [batch, seq_len, D]", expected, x.len())?;
         // The buffers from this thread's heap, the work on one rayon worker (see
         // `vit_tensor::on_worker`): each block's parallel passes then split by work
@@ -126,7 +122,7 @@ impl ViTEncoder {
             .map(|b| b.mlp.fc1().out_features())
             .max()
             .unwrap_or(0);
-        scratch.reserve(expected / self.dim().max(1), self.dim(), intermediate);
+        scratch.reserve(rows, self.dim(), intermediate);
         vit_tensor::on_worker(|| {
             for block in &self.layers[..n_layers] {
                 block.forward_masked_with(x, batch, seq_len, mask, &mut scratch)?;
