@@ -453,6 +453,10 @@ fn print_cpu_and_kernels() {
     };
     println!("kernels         linear layers: {linear}");
     println!(
+        "kernels         element-wise (softmax, LayerNorm, activations): {} vectors",
+        kernels::elementwise_simd()
+    );
+    println!(
         "kernels         int8 linear layers (--precision int8): {} micro-kernels",
         kernels::int8::Int8Kernel::current()
     );

@@ -778,6 +778,12 @@ fn similar_ranks_the_query_first_and_info_describes_the_model() {
     ] {
         assert!(info.contains(want), "{want:?} in\n{info}");
     }
+    // The SIMD level the element-wise kernels run on: on an AVX2 machine, "avx2+fma".
+    let simd = format!(
+        "element-wise (softmax, LayerNorm, activations): {} vectors",
+        clip_vision::kernels::elementwise_simd()
+    );
+    assert!(info.contains(&simd), "{simd:?} in\n{info}");
     let out = run(bin()
         .env("VIT_ATTENTION", "tiled")
         .args(["info", "--model"])

@@ -170,6 +170,20 @@ pub fn cpu_features() -> Vec<&'static str> {
     }
 }
 
+/// The vectors the element-wise kernels (softmax, LayerNorm, activations, int8 quantisation:
+/// `pulp` dispatches) run on here: `"avx512"` (x86-64-v4), `"avx2+fma"` (x86-64-v3) or
+/// `"scalar"`. An AVX2 machine reporting `"scalar"` is a build without `pulp`'s `x86-v3`
+/// feature: each `mul_add` is then a libm call.
+pub fn elementwise_simd() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    match pulp::Arch::new() {
+        pulp::Arch::V4(_) => return "avx512",
+        pulp::Arch::V3(_) => return "avx2+fma",
+        _ => {}
+    }
+    "scalar"
+}
+
 /// The path set by [`force_kernel_path`] (0: none).
 static FORCED: AtomicU8 = AtomicU8::new(0);
 
@@ -392,6 +406,26 @@ mod tests {
 
     /// A tile whose two panels go to blocks of their own (`panel_step` > 16) holds the
     /// same values as the row-major tile, and writes nothing between the blocks.
+    #[test]
+    fn element_wise_kernels_use_the_widest_vectors_the_cpu_has() {
+        #[cfg(target_arch = "x86_64")]
+        let widest = if pulp::x86::V4::try_new().is_some() {
+            "avx512"
+        } else if pulp::x86::V3::try_new().is_some() {
+            "avx2+fma"
+        } else {
+            "scalar"
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let widest = "scalar";
+        assert_eq!(
+            elementwise_simd(),
+            widest,
+            "CPU features: {:?}",
+            cpu_features()
+        );
+    }
+
     #[test]
     fn split_panels_land_in_their_own_blocks() {
         let mut rng = crate::LcgRng::new(3);
