@@ -404,8 +404,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A tile whose two panels go to blocks of their own (`panel_step` > 16) holds the
-    /// same values as the row-major tile, and writes nothing between the blocks.
+    /// The element-wise kernels run on the widest `pulp` level the CPU supports (a build
+    /// missing one of `pulp`'s level features falls back to scalar there).
     #[test]
     fn element_wise_kernels_use_the_widest_vectors_the_cpu_has() {
         #[cfg(target_arch = "x86_64")]
@@ -426,6 +426,8 @@ mod tests {
         );
     }
 
+    /// A tile whose two panels go to blocks of their own (`panel_step` > 16) holds the
+    /// same values as the row-major tile, and writes nothing between the blocks.
     #[test]
     fn split_panels_land_in_their_own_blocks() {
         let mut rng = crate::LcgRng::new(3);
