@@ -18,11 +18,7 @@ use vit_benches::peer::{proc_kib, time_calls, Options};
 
 fn main() {
     let opts = Options::from_args();
-    let threads = opts.num("threads", "2") as usize;
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .unwrap_or_else(|e| panic!("{e}"));
+    vit_benches::global_pool(&opts);
 
     let rss_start = proc_kib("VmRSS");
     let (shape, pixels) = read_f32(&opts.get("input", "")).unwrap_or_else(|e| panic!("{e}"));

@@ -47,11 +47,7 @@ fn cosines(got: &[f32], want: &[f32], dim: usize) -> (f64, f64) {
 
 fn main() {
     let opts = Options::from_args();
-    let threads = opts.num("threads", "2") as usize;
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .unwrap_or_else(|e| panic!("{e}"));
+    vit_benches::global_pool(&opts);
     let dir = std::path::PathBuf::from(opts.get("model", ""));
     let f32_model = ClipVisionEncoder::from_pretrained(&dir).unwrap_or_else(|e| panic!("{e}"));
     let reference = TensorStore::open_file(dir.join("reference.safetensors")).ok();

@@ -35,6 +35,15 @@ pub fn criterion() -> Criterion {
     }
 }
 
+/// Sizes rayon's global pool to `--threads` (default 2), as every worker runs its runtime.
+pub fn global_pool(opts: &peer::Options) {
+    let threads = opts.num("threads", "2") as usize;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// The towers benchmarked: `(short name, config)`; ViT-B/32 only in quick mode.
 pub fn towers() -> Vec<(&'static str, ClipVisionConfig)> {
     let mut t = vec![("vit_b32", ClipVisionConfig::vit_base_patch32())];

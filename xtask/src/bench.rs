@@ -145,7 +145,8 @@ fn build_workers(example: &str) -> Result<Vec<String>> {
     for (name, features) in [
         ("clip-vision-gemm", Some("gemm")),
         ("clip-vision-mm", None),
-        // The opt-in packed micro-kernels for the linear layers (on top of `gemm`).
+        // The shipped build: the linear layers on packed weights and vit-tensor's
+        // micro-kernels, the rest on the `gemm` crate.
         ("clip-vision-packed", Some("gemm,packed")),
     ] {
         let mut args = vec![
@@ -190,13 +191,13 @@ fn run_peers(
         vision_workers = build_workers("peer_worker")?;
         // The shipped build in reduced precision (`--precision`), beside ONNX Runtime's
         // int8 model (`ort-int8`, in the script's default runtimes).
-        let gemm = vision_workers
+        let shipped = vision_workers
             .iter()
-            .find_map(|w| w.strip_prefix("clip-vision-gemm="))
+            .find_map(|w| w.strip_prefix("clip-vision-packed="))
             .map(str::to_owned);
-        if let Some(path) = gemm {
+        if let Some(path) = shipped {
             for precision in ["int8", "bf16"] {
-                vision_workers.push(format!("clip-vision-gemm-{precision}={path}@{precision}"));
+                vision_workers.push(format!("clip-vision-packed-{precision}={path}@{precision}"));
             }
         }
         // candle is a peer, not a dependency: its worker is a project of its own. A failed
@@ -364,10 +365,10 @@ fn benchmarks_md(
     let _ = writeln!(
         md,
         "- machine: {} ({} cores), Linux\n- threads: 2 for every runtime\n- versions: {rustc}; torch {}, \
-         transformers {}, onnxruntime {}, Python {}\n- clip-vision workers: `clip-vision-gemm` (cargo feature \
-         `gemm`, what the `clip-vision` command is built with), `clip-vision-mm` (the library default, \
-         matrixmultiply), `clip-vision-packed` (features `gemm` and `packed`: the linear layers on \
-         vit-tensor's own micro-kernels)\n",
+         transformers {}, onnxruntime {}, Python {}\n- clip-vision workers: `clip-vision-packed` (features \
+         `gemm` and `packed`, what the `clip-vision` command and the Python package are built with: the \
+         linear layers on vit-tensor's own micro-kernels), `clip-vision-gemm` (feature `gemm` alone), \
+         `clip-vision-mm` (the library default, matrixmultiply)\n",
         meta.and_then(|m| m["cpu"].as_str()).unwrap_or("?"),
         meta.and_then(|m| m["nproc"].as_u64()).unwrap_or(0),
         v("torch"),

@@ -108,11 +108,11 @@ pub const CI_STEPS: &[&str] = &[
     "fmt --all -- --check",
     "clippy --workspace --all-targets -- -D warnings",
     "test --workspace",
-    // `--workspace` unifies the CLI's `gemm` feature into every crate: test the library
-    // crates once more on their default backend, matrixmultiply.
+    // `--workspace` unifies the CLI's `gemm` and `packed` features into every crate: test the
+    // library crates once more on their default backend, matrixmultiply.
     "test -p vit-tensor -p vit-layers -p vit-encoder -p clip-vision",
-    // The opt-in packed-weight micro-kernels: every path this CPU has.
-    "test -p vit-tensor -p clip-vision --features clip-vision/packed",
+    // And `gemm` alone (linear layers on `Wᵀ` and the `gemm` crate), a library user's choice.
+    "test -p vit-tensor -p clip-vision --features clip-vision/gemm",
     // Ignored tests that a CI machine can run: the CLI's full-disk check (mounts a tiny tmpfs).
     "test --workspace --tests -- --ignored full_disk",
     // Docs build without a broken link (the workspace's rustdoc lints deny them).

@@ -19,11 +19,12 @@
 //! workspace.
 //!
 //! **Which feature is the fast path.** The default build multiplies by matrixmultiply (the
-//! design's choice: small, portable). The cargo feature `gemm` is the fast path the
-//! `clip-vision` command and the Python package ship: every product on the `gemm` crate's
-//! kernels (AVX-512 / AVX2, chosen at run time), 1.5–2× faster end to end
-//! (docs/benchmarks.md). The feature `packed` (opt-in) puts the linear layers on
-//! [`PackedWeight`]'s panels and this crate's own micro-kernels instead.
+//! design's choice: small, portable). The fast path, what the `clip-vision` command and the
+//! Python package ship, is the features `gemm` and `packed` together: `packed` puts the
+//! linear layers on [`PackedWeight`]'s panels (packed once, at load) and this crate's own
+//! micro-kernels, `gemm` every other product on the `gemm` crate's kernels (both AVX-512 /
+//! AVX2 chosen at run time); 1.5–2× faster end to end than the default (docs/benchmarks.md,
+//! docs/performance.md).
 //!
 //! ```
 //! use vit_tensor::{linear, layer_norm, Activation};

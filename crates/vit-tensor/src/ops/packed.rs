@@ -1,23 +1,23 @@
 //! Weights packed once, at load, for the products that read them on every call:
 //! [`PackedWeight`] and [`linear_packed`].
 //!
-//! With the cargo feature `packed` (opt-in: see "Measured" below) a weight is held as column
+//! With the cargo feature `packed` (what the CLI and the Python package ship; see "Measured"
+//! below) a weight is held as column
 //! panels of 16 — `⌈out / 16⌉` panels of
-//! `[in_features, 16]`, zero-padded, 64-byte aligned — and multiplied by this crate's own
+//! `[in_features, 16]`, zero-padded — and multiplied by this crate's own
 //! micro-kernels ([`crate::kernels`], AVX-512 / AVX2 + FMA / portable, chosen at run time).
 //! Nothing is repacked per call, and no second copy of the weight is kept. Without it (the
 //! default, and with `gemm`) the weight is `Wᵀ` `[in_features, out_features]` row-major and
 //! the product is [`crate::linear_with`]'s (`matrixmultiply::sgemm`, or the `gemm` crate).
 //!
-//! **Measured** (docs/performance.md): the micro-kernels beat the `gemm` crate per call on
-//! the 50-row qkv and fc1 products, but end to end on ViT-B/32 (Sapphire Rapids, 2 threads)
-//! the packed build was level or slower at batch 1 and 9–25 % slower at batch 32, so the
-//! shipped fast build stays on the `gemm` crate and this feature is opt-in until the
-//! kernels win.
+//! **Measured** (docs/performance.md, ViT-B/32, 2 threads, beside the `gemm` crate on `Wᵀ`):
+//! on AMD Zen 3 (AVX2) and Zen 4 (AVX-512) the packed build is 1.2–1.3× faster at batch 1
+//! and level at batch 32; on a Sapphire Rapids level at batch 1 and about 5 % slower at
+//! batch 32. Shipped for the first two.
 //!
-//! The blocking: `x` packed once per call (tile by tile, inner index major, so the
-//! micro-kernel reads one stream of it), the inner dimension in slices of at most [`KC`],
-//! the panels in column blocks whose slice stays in L2 while every row passes over it;
+//! The blocking: the inner dimension in slices of at most [`KC`], each slice of `x` packed
+//! once per call (tile by tile, inner index major, so the micro-kernel reads one stream of
+//! it) into a per-thread buffer of `rows · KC`, the panels in column blocks whose slice stays in L2 while every row passes over it;
 //! tiles of up to 12 rows × 32 columns. Threads split rows when each gets ≥ 96 of them, else output columns
 //! (each thread then reads only its share of the weight, which is what batch 1 needs).
 
@@ -41,10 +41,6 @@ const MIN_ROWS_PER_TASK: usize = 96;
 #[cfg(feature = "packed")]
 const PARALLEL_MIN_FLOPS: usize = 4_000_000;
 
-/// Floats allocated beyond a packed weight's values so that they can start on a 64-byte
-/// boundary: 16 with `packed`, none without (see `PackedWeight::zeroed`).
-const ALIGN_PAD: usize = if cfg!(feature = "packed") { 16 } else { 0 };
-
 /// Whether linear layers run on packed panels and this crate's micro-kernels (cargo feature
 /// `packed`), rather than on `Wᵀ` and the sgemm backend.
 pub const PACKED_KERNELS: bool = cfg!(feature = "packed");
@@ -54,9 +50,8 @@ pub const PACKED_KERNELS: bool = cfg!(feature = "packed");
 pub struct PackedWeight {
     in_features: usize,
     out_features: usize,
-    /// The packed values start at `data[offset]`.
+    /// The packed values, exactly (see [`PackedWeight::zeroed`]).
     data: Vec<f32>,
-    offset: usize,
 }
 
 impl PackedWeight {
@@ -114,42 +109,33 @@ impl PackedWeight {
         this
     }
 
-    /// `len` zeros. With `packed`, the first at a 64-byte boundary (a panel row is one cache
-    /// line), so [`ALIGN_PAD`] more are allocated.
+    /// `len` zeros, in a buffer of exactly `len` floats, in either build.
     ///
-    /// Without `packed` the buffer is exactly `len`: the sgemm backends need no alignment,
-    /// and a buffer of the checkpoint tensor's own size reuses the heap hole that tensor
-    /// leaves when it is dropped after packing. With 16 floats more, none of the holes fit
-    /// and a ViT-B/32 load ended 32 MB higher in peak RSS (glibc malloc).
+    /// Not padded for alignment: a buffer of the checkpoint tensor's own size reuses the
+    /// heap hole that tensor leaves when it is dropped after packing. With 16 floats more
+    /// (to start on a 64-byte boundary) none of the holes fit, and a ViT-B/32 load peaked
+    /// 32 MB higher without `packed`, 70 MB higher with it (glibc malloc; 493 → 423 MiB at
+    /// batch 32). The micro-kernels load unaligned; on the AMD Zen 4 of 2026-12-07 the
+    /// unaligned panels measured level with the aligned ones (docs/performance.md).
     fn zeroed(in_features: usize, out_features: usize, len: usize) -> Self {
-        let data = vec![0.0f32; len + ALIGN_PAD];
-        #[cfg(feature = "packed")]
-        let offset = match data.as_ptr().align_offset(64) {
-            o if o < ALIGN_PAD => o,
-            _ => 0,
-        };
-        #[cfg(not(feature = "packed"))]
-        let offset = 0;
         Self {
             in_features,
             out_features,
-            data,
-            offset,
+            data: vec![0.0f32; len],
         }
     }
 
     fn len(&self) -> usize {
-        self.data.len() - ALIGN_PAD
+        self.data.len()
     }
 
     /// The packed values (layout per the module docs).
     pub fn values(&self) -> &[f32] {
-        &self.data[self.offset..self.offset + self.len()]
+        &self.data
     }
 
     fn values_mut(&mut self) -> &mut [f32] {
-        let (o, l) = (self.offset, self.len());
-        &mut self.data[o..o + l]
+        &mut self.data
     }
 
     /// `in_features`.
@@ -198,7 +184,7 @@ impl PartialEq for PackedWeight {
 }
 
 impl Clone for PackedWeight {
-    /// A copy in a new buffer, aligned anew.
+    /// A copy in a new buffer of the same size.
     fn clone(&self) -> Self {
         let mut copy = Self::zeroed(self.in_features, self.out_features, self.len());
         copy.values_mut().copy_from_slice(self.values());
@@ -310,10 +296,11 @@ fn packed_product(
 /// Columns `panels · 16` (clipped to `out_features`) of `x · Wᵀ` with the epilogue, into
 /// `out` `[rows, ldo]` whose column 0 is the first column of `panels`.
 ///
-/// Loop order: `x` packed once (every inner slice, tile by tile); then column blocks of
-/// the panels whose slice fits [`panel_block_bytes`] (kept in L2 while every row tile passes
-/// over it), inner slices, row tiles (a tile of `x` stays in L1 across the block's panel
-/// groups), panel groups. Each weight element is read from memory once per call.
+/// Loop order: inner slices (each packed from `x` once, tile by tile, into a per-thread
+/// buffer of `rows · KC`); column blocks of the panels whose slice fits
+/// [`panel_block_bytes`] (kept in L2 while every row tile passes over it); row tiles (a tile
+/// of `x` stays in L1 across the block's panel groups); panel groups. Each weight element is
+/// read from memory once per call.
 #[cfg(feature = "packed")]
 #[allow(clippy::too_many_arguments)]
 fn block(
@@ -338,23 +325,21 @@ fn block(
     let block_panels = (panel_block_bytes(path) / (slice * PANEL * 4))
         .max(1)
         .next_multiple_of(step);
-    A_PACKED.with_borrow_mut(|a_all| {
-        // Slice by slice, `[kc, rows]` tiles: slice `k0..k0 + kc` at `k0 · rows`.
-        // Grown, never cleared: packing writes every element of the first rows · k.
-        if a_all.len() < rows * k {
-            a_all.resize(rows * k, 0.0);
+    let slices = k.div_ceil(slice);
+    A_PACKED.with_borrow_mut(|a_buf| {
+        // One inner slice of `x` at a time, `[kc, rows]` tiles (so the buffer is `rows · KC`,
+        // not `rows · k`). Grown, never cleared: packing writes every element it reads.
+        if a_buf.len() < rows * slice {
+            a_buf.resize(rows * slice, 0.0);
         }
-        for k0 in (0..k).step_by(slice) {
+        for (s, k0) in (0..k).step_by(slice).enumerate() {
             let kc = slice.min(k - k0);
-            let dst = &mut a_all[k0 * rows..(k0 + kc) * rows];
-            pack_a(x, k, rows, k0..k0 + kc, tile_rows, dst);
-        }
-        for pb in panels.clone().step_by(block_panels) {
-            let pe = (pb + block_panels).min(panels.end);
-            for k0 in (0..k).step_by(slice) {
-                let kc = slice.min(k - k0);
-                let first = k0 == 0;
-                let a_slice = &a_all[k0 * rows..(k0 + kc) * rows];
+            let (first, last) = (s == 0, s + 1 == slices);
+            let a_slice = &mut a_buf[..rows * kc];
+            pack_a(x, k, rows, k0..k0 + kc, tile_rows, a_slice);
+            let a_slice = &a_slice[..];
+            for pb in panels.clone().step_by(block_panels) {
+                let pe = (pb + block_panels).min(panels.end);
                 for r0 in (0..rows).step_by(tile_rows) {
                     let rr = tile_rows.min(rows - r0);
                     let a = &a_slice[r0 * kc..(r0 + rr) * kc];
@@ -378,11 +363,13 @@ fn block(
                         kernels::tile(path, a, rr, b, panel_stride, pc, kc, dst);
                     }
                 }
-            }
-            if let Some(act) = epilogue.activation {
-                let (j0, j1) = (pb * PANEL - c0, (pe * PANEL).min(n) - c0);
-                for r in 0..rows {
-                    act.apply_chunk(&mut out[r * ldo + j0..r * ldo + j1]);
+                // The block's columns are final after the last slice: activate them while
+                // they are still in cache.
+                if let (true, Some(act)) = (last, epilogue.activation) {
+                    let (j0, j1) = (pb * PANEL - c0, (pe * PANEL).min(n) - c0);
+                    for r in 0..rows {
+                        act.apply_chunk(&mut out[r * ldo + j0..r * ldo + j1]);
+                    }
                 }
             }
         }
@@ -476,12 +463,14 @@ mod tests {
         let q = PackedWeight::pack(&w, WeightLayout::OutIn, k, n).unwrap();
         assert_eq!(q.values(), p.values());
         assert_eq!(q.clone().values(), p.values());
-        if PACKED_KERNELS {
-            assert_eq!(p.values().as_ptr().align_offset(64), 0);
+        // Exactly the panels' size (the tensor's without `packed`), so that the
+        // checkpoint's buffer it replaces can be reused.
+        let panels = if PACKED_KERNELS {
+            n.div_ceil(16) * 16
         } else {
-            // Exactly the tensor's size, so the checkpoint's buffer it replaces can be reused.
-            assert_eq!(p.bytes(), k * n * 4);
-        }
+            n
+        };
+        assert_eq!(p.bytes(), k * panels * 4);
         let err = PackedWeight::pack(&wt[1..], WeightLayout::InOut, k, n).unwrap_err();
         assert!(
             matches!(
@@ -598,6 +587,7 @@ mod tests {
             case(300, 64, 100, true, true, false, 2).unwrap(); // rows, accumulate
             case(301, 70, 33, false, false, false, 3).unwrap(); // rows, ragged chunks
             case(5, 1700, 40, true, true, false, 4).unwrap(); // three inner slices, accumulate
+            case(5, 1700, 1000, true, false, true, 5).unwrap(); // 3 slices × 3 blocks, activated
         });
     }
 
