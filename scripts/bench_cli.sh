@@ -4,7 +4,10 @@
 # from minute to minute, so only ratios from one run mean anything).
 #
 #   scripts/bench_cli.sh MODEL_DIR [IMAGES_DIR] [ROUNDS] [BATCH]
+#   EMBED_ARGS="--fast-decode" scripts/bench_cli.sh MODEL_DIR DIR_OF_12MP_JPEGS 3
 #
+# Both sides are the shipped build (the CLI's default features; encode_loop with the same
+# `gemm` and `packed`). EMBED_ARGS are passed to `clip-vision embed` as they are.
 # IMAGES_DIR defaults to target/bench/jpeg640: 512 JPEGs of 640×480 (quality 90) cut from the
 # committed photos, made once with Pillow (`scripts/requirements.txt`).
 set -euo pipefail
@@ -36,7 +39,7 @@ fi
 n=$(find "$images" -type f | wc -l)
 
 cargo build --release -q -p clip-vision-cli
-cargo build --release -q -p vit-benches --features gemm --example encode_loop
+cargo build --release -q -p vit-benches --features gemm,packed --example encode_loop
 iters=$(( n / batch < 8 ? 8 : n / batch ))
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -44,8 +47,9 @@ ratios=()
 for r in $(seq "$rounds"); do
     enc=$(RAYON_NUM_THREADS=2 target/release/examples/encode_loop "$model" "$batch" "$iters" |
         sed -E 's/.* ([0-9.]+) images\/s.*/\1/')
+    # shellcheck disable=SC2086 # EMBED_ARGS is a list of flags
     cli=$(target/release/clip-vision embed --model "$model" --batch-size "$batch" --threads 2 \
-        --output "$out/e.npy" "$images" 2>&1 | tail -1 | sed -E 's/.*\(([0-9.]+) images\/s\).*/\1/')
+        ${EMBED_ARGS:-} --output "$out/e.npy" "$images" 2>&1 | tail -1 | sed -E 's/.*\(([0-9.]+) images\/s\).*/\1/')
     rm -f "$out"/e.npy*
     ratio=$(awk "BEGIN { printf \"%.3f\", $cli / $enc }")
     ratios+=("$ratio")
