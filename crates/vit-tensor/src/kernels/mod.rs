@@ -323,19 +323,30 @@ pub fn tile(
         cols > (panels - 1) * PANEL && cols <= panels * PANEL && ldo >= row_width,
         "tile cols {cols}, ldo {ldo}, panels {panels}, panel step {panel_step}"
     );
+    // The lengths below are computed without wrapping: a bound that wrapped around (a huge
+    // `ldo`, say) would let a short buffer pass. `None`, an overflow, fits no buffer.
+    let fits = |len: usize, need: Option<usize>| need.is_some_and(|n| len >= n);
     assert!(
-        kc > 0 && panel_stride >= kc * PANEL,
+        kc > 0 && fits(panel_stride, kc.checked_mul(PANEL)),
         "tile kc {kc}, panel stride {panel_stride}"
     );
-    assert!(a.len() >= kc * rows, "tile A: {} elements", a.len());
     assert!(
-        b.len() >= (panels - 1) * panel_stride + kc * PANEL,
-        "tile B: {} elements",
-        b.len()
+        fits(a.len(), kc.checked_mul(rows)),
+        "tile A: {} elements",
+        a.len()
     );
+    let b_need = (panels - 1)
+        .checked_mul(panel_stride)
+        .and_then(|n| n.checked_add(kc * PANEL));
+    assert!(fits(b.len(), b_need), "tile B: {} elements", b.len());
     assert!(panel_step >= PANEL, "tile panel step {panel_step}");
+    // `cols > (panels − 1) · 16` was asserted above, so the last term does not wrap.
+    let out_need = (rows - 1)
+        .checked_mul(ldo)
+        .and_then(|n| n.checked_add((panels - 1).checked_mul(panel_step)?))
+        .and_then(|n| n.checked_add(cols - (panels - 1) * PANEL));
     assert!(
-        out.len() >= (rows - 1) * ldo + (panels - 1) * panel_step + cols - (panels - 1) * PANEL,
+        fits(out.len(), out_need),
         "tile out: {} elements",
         out.len()
     );
@@ -615,6 +626,24 @@ mod tests {
             cols: 16,
             bias: None,
             add: true,
+        };
+        let path = KernelPath::supported()[0];
+        tile(path, &[0.0; 2], 2, &[0.0; 16], 16, 1, 1, dst);
+    }
+
+    /// A row stride so large that the output's bound would wrap to a small number (with
+    /// unchecked arithmetic, `(2 − 1) · ldo + 16` is 0 here) still panics.
+    #[test]
+    #[should_panic(expected = "tile out")]
+    fn a_wrapping_output_bound_panics_before_any_write() {
+        let mut out = [0.0; 16];
+        let dst = TileOut {
+            out: &mut out,
+            ldo: usize::MAX - 15,
+            panel_step: PANEL,
+            cols: 16,
+            bias: None,
+            add: false,
         };
         let path = KernelPath::supported()[0];
         tile(path, &[0.0; 2], 2, &[0.0; 16], 16, 1, 1, dst);
