@@ -20,7 +20,7 @@
 //!
 //! **Which feature is the fast path.** The default build multiplies by matrixmultiply (the
 //! design's choice: small, portable). The fast path, what the `clip-vision` command and the
-//! Python package ship, is the features `gemm` and `packed` together: `packed` puts the
+//! Python package ship on x86-64, is the features `gemm` and `packed` together: `packed` puts the
 //! linear layers on [`PackedWeight`]'s panels (packed once, at load) and this crate's own
 //! micro-kernels, `gemm` every other product on the `gemm` crate's kernels (both AVX-512 /
 //! AVX2 chosen at run time); 1.5–2× faster end to end than the default (docs/benchmarks.md,
