@@ -54,11 +54,13 @@ macro_rules! by_shape {
 }
 
 /// Asks for the cache lines of a tile's output rows (`rows` rows of `cols` columns starting
-/// at `out.ptr + p · out.panel_step` for each of `panels` panels) to be brought into L1, so
-/// that they are there when the tile is written back after its `kc` inner steps. Between two
-/// inner slices of one product an output tile is long out of cache (every other tile was
-/// written in between); without this the read-modify-write waited on L3 or memory once per
-/// row (B/16 fc2, 6304 × 3072 × 768: half the time).
+/// at `out.ptr + p · out.panel_step` for each of `panels` panels) to be fetched while the
+/// tile runs its `kc` inner steps. Between two inner slices of one product an output tile
+/// is long out of cache (every other tile was written in between), and its read-modify-write
+/// waited on L3 or memory once per row (B/16 fc2, 6304 × 3072 × 768). With `kc` up to 768
+/// the lines may leave L1 again before the write-back; the request still moves the wait off
+/// the write-back's critical path (measured level to slightly faster end to end on Zen 4,
+/// docs/performance.md).
 ///
 /// # Safety
 /// `out` as for [`avx512`] with `rows`, `panels` (the addresses prefetched are the first and

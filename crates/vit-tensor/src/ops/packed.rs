@@ -1,7 +1,7 @@
 //! Weights packed once, at load, for the products that read them on every call:
 //! [`PackedWeight`] and [`linear_packed`].
 //!
-//! With the cargo feature `packed` (what the CLI and the Python package ship; see "Measured"
+//! With the cargo feature `packed` (what the CLI and the Python package ship on x86-64; see "Measured"
 //! below) a weight is held as column
 //! panels of 16 — `⌈out / 16⌉` panels of
 //! `[in_features, 16]`, zero-padded — and multiplied by this crate's own
@@ -17,9 +17,10 @@
 //!
 //! The blocking: the inner dimension in slices of at most [`KC`], each slice of `x` packed
 //! once per call (tile by tile, inner index major, so the micro-kernel reads one stream of
-//! it) into a per-thread buffer of `rows · KC`, the panels in column blocks whose slice stays in L2 while every row passes over it;
-//! tiles of up to 12 rows × 32 columns. Threads split rows when each gets ≥ 96 of them, else output columns
-//! (each thread then reads only its share of the weight, which is what batch 1 needs).
+//! it) into a per-thread buffer of `rows · slice` (slice ≤ `KC`), the panels in column
+//! blocks whose slice stays in L2 while every row passes over it; tiles of up to 12 rows ×
+//! 32 columns. Threads split rows when each gets ≥ 96 of them, else output columns (each
+//! thread then reads only its share of the weight, which is what batch 1 needs).
 
 use crate::error::{check_len, checked_mul, TensorResult};
 use crate::ops::matmul::{Epilogue, WeightLayout};
@@ -297,7 +298,7 @@ fn packed_product(
 /// `out` `[rows, ldo]` whose column 0 is the first column of `panels`.
 ///
 /// Loop order: inner slices (each packed from `x` once, tile by tile, into a per-thread
-/// buffer of `rows · KC`); column blocks of the panels whose slice fits
+/// buffer of `rows · slice`, slice ≤ [`KC`]); column blocks of the panels whose slice fits
 /// [`panel_block_bytes`] (kept in L2 while every row tile passes over it); row tiles (a tile
 /// of `x` stays in L1 across the block's panel groups); panel groups. Each weight element is
 /// read from memory once per call.
@@ -327,7 +328,7 @@ fn block(
         .next_multiple_of(step);
     let slices = k.div_ceil(slice);
     A_PACKED.with_borrow_mut(|a_buf| {
-        // One inner slice of `x` at a time, `[kc, rows]` tiles (so the buffer is `rows · KC`,
+        // One inner slice of `x` at a time, `[kc, rows]` tiles (so the buffer is `rows · slice`,
         // not `rows · k`). Grown, never cleared: packing writes every element it reads.
         if a_buf.len() < rows * slice {
             a_buf.resize(rows * slice, 0.0);
@@ -363,8 +364,8 @@ fn block(
                         kernels::tile(path, a, rr, b, panel_stride, pc, kc, dst);
                     }
                 }
-                // The block's columns are final after the last slice: activate them while
-                // they are still in cache.
+                // The block's columns are final after the last slice: activate them now,
+                // while the block's last rows are still in cache (at few rows, all of it).
                 if let (true, Some(act)) = (last, epilogue.activation) {
                     let (j0, j1) = (pb * PANEL - c0, (pe * PANEL).min(n) - c0);
                     for r in 0..rows {
@@ -587,8 +588,20 @@ mod tests {
             case(300, 64, 100, true, true, false, 2).unwrap(); // rows, accumulate
             case(301, 70, 33, false, false, false, 3).unwrap(); // rows, ragged chunks
             case(5, 1700, 40, true, true, false, 4).unwrap(); // three inner slices, accumulate
-            case(5, 1700, 1000, true, false, true, 5).unwrap(); // 3 slices × 3 blocks, activated
+            case(300, 1700, 40, true, false, true, 6).unwrap(); // rows, 3 slices, activated
         });
+    }
+
+    /// One thread: the whole product in one `block`, three inner slices across several
+    /// column blocks (63 panels: 28 + 28 + 7 on AVX-512, blocks of 14 on AVX2 and portable),
+    /// each activated once, after its last slice.
+    #[test]
+    fn column_blocks_are_activated_once_after_the_last_slice() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        pool.install(|| case(5, 1700, 1000, true, false, true, 7).unwrap());
     }
 
     #[test]
