@@ -11,8 +11,9 @@
 //! `--kernel backend` is `linear_with` on `Wᵀ` (matrixmultiply, or the `gemm` crate with the
 //! feature: the weight packed on every call); `--kernel packed` (feature `packed`) is
 //! `linear_packed` on a `PackedWeight`, what `vit_layers::Linear` runs in that build, on the
-//! micro-kernel path `--path` forces (the CPU's widest by default). Every call runs inside the
-//! rayon pool (`vit_tensor::on_worker`), as a forward pass does.
+//! micro-kernel path `--path` forces (the CPU's widest by default). The calls run inside the
+//! rayon pool (`vit_tensor::on_worker`), as a forward pass's do. The same weight every call:
+//! hot in L3 where it fits, as in the peers' loops.
 #![forbid(unsafe_code)]
 
 use vit_benches::peer::{time_calls, Options};
@@ -30,6 +31,9 @@ fn main() {
         panic!("--shape takes M,K,N")
     };
     let kernel = opts.get("kernel", "backend");
+    if kernel != "backend" && kernel != "packed" {
+        panic!("--kernel takes backend or packed, not {kernel:?}");
+    }
     let path = opts.get("path", "");
     if !path.is_empty() {
         let p = path.parse().unwrap_or_else(|e| panic!("--path: {e}"));
@@ -51,12 +55,15 @@ fn main() {
         }
         PackedWeight::pack(&w, WeightLayout::InOut, k, n).unwrap_or_else(|e| panic!("{e}"))
     });
-    let timing = time_calls(&opts, || {
-        vit_tensor::on_worker(|| match &packed {
-            Some(p) => linear_packed(&x, p, m, &mut out, epilogue),
-            None => linear_with(&x, &w, WeightLayout::InOut, [m, k, n], &mut out, epilogue),
+    // The whole loop on one pool worker, as a forward pass runs its products.
+    let timing = vit_tensor::on_worker(|| {
+        time_calls(&opts, || {
+            match &packed {
+                Some(p) => linear_packed(&x, p, m, &mut out, epilogue),
+                None => linear_with(&x, &w, WeightLayout::InOut, [m, k, n], &mut out, epilogue),
+            }
+            .unwrap_or_else(|e| panic!("{e}"))
         })
-        .unwrap_or_else(|e| panic!("{e}"))
     });
     let kernel = match &packed {
         Some(_) => format!("packed/{}", vit_tensor::kernels::kernel_path()),

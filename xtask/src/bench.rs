@@ -71,7 +71,13 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(p) = presets.iter().find(|p| !PRESETS.contains(&p.as_str())) {
         bail!("unknown preset {p:?}: one of {}", PRESETS.join(", "));
     }
-    let backend = if gemm { "gemm" } else { "matrixmultiply" };
+    // `--gemm`: the shipped build (linear layers on packed weights, the rest on the `gemm`
+    // crate); without it the library default.
+    let backend = if gemm {
+        "gemm + packed"
+    } else {
+        "matrixmultiply"
+    };
     let command = format!("cargo xtask bench {}", args.join(" "));
     if peers_only {
         return run_peers(&presets, &rounds, None, backend, &command);
@@ -79,7 +85,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let cargo = super::cargo();
     let mut cargo_args = vec!["bench", "--package", "vit-benches"];
     if gemm {
-        cargo_args.extend(["--features", "gemm"]);
+        cargo_args.extend(["--features", "gemm,packed"]);
     }
     cargo_args.push("--");
     if let Some(f) = &filter {
@@ -357,7 +363,7 @@ fn benchmarks_md(
         md,
         "Made by `cargo xtask bench --peers` (criterion benches, then `scripts/bench_peers.py` timing \
          transformers and ONNX Runtime on the same random-weight checkpoint and inputs, with the same \
-         thread count, interleaved round by round with clip-vision on both GEMM backends and, when its worker \
+         thread count, interleaved round by round with clip-vision in three builds and, when its worker \
          builds, candle (`scripts/candle_worker`, stock candle-transformers CLIP); `scripts/bench_text_peers.py` \
          does the same for the text tower, from strings). A section is rewritten only by a run of its preset \
          (`--presets`; `--peers-only` skips criterion and keeps its table).\n"

@@ -30,9 +30,9 @@ commands:
                          (what .ci/run does)
   bench [--quick] [--gemm] [--filter F] [--peers|--peers-only [--presets P,..] [--rounds N]]
                          run the criterion benches in benches/ and print a summary table
-                         (--quick: ViT-B/32 only, short; --gemm: the gemm crate backend;
+                         (--quick: ViT-B/32 only, short; --gemm: the shipped build, gemm + packed;
                          --peers: then time transformers and ONNX Runtime beside clip-vision
-                         on both backends with scripts/bench_peers.py (vision presets
+                         in three builds with scripts/bench_peers.py (vision presets
                          vit_b32, vit_b16, vit_l14) and scripts/bench_text_peers.py (text
                          preset text_b32), default vit_b32,text_b32, and update the sections
                          of those presets in docs/benchmarks.md; --peers-only: the peers
