@@ -1,13 +1,12 @@
 //! Weights packed once, at load, for the products that read them on every call:
 //! [`PackedWeight`] and [`linear_packed`].
 //!
-//! With the cargo feature `packed` (what the CLI and the Python package ship on x86-64; see "Measured"
-//! below) a weight is held as column
-//! panels of 16 — `⌈out / 16⌉` panels of
-//! `[in_features, 16]`, zero-padded — and multiplied by this crate's own
-//! micro-kernels ([`crate::kernels`], AVX-512 / AVX2 + FMA / portable, chosen at run time).
-//! Nothing is repacked per call, and no second copy of the weight is kept. Without it (the
-//! default, and with `gemm`) the weight is `Wᵀ` `[in_features, out_features]` row-major and
+//! With the cargo feature `packed` (what the CLI and the Python package ship on x86-64; see
+//! "Measured" below) a weight is held as column panels of 16 — `⌈out / 16⌉` panels of
+//! `[in_features, 16]`, zero-padded — and multiplied by this crate's own micro-kernels
+//! ([`crate::kernels`], AVX-512 / AVX2 + FMA / portable, chosen at run time). Nothing is
+//! repacked per call, and no second copy of the weight is kept. Without it (the default,
+//! and with `gemm`) the weight is `Wᵀ` `[in_features, out_features]` row-major and
 //! the product is [`crate::linear_with`]'s (`matrixmultiply::sgemm`, or the `gemm` crate).
 //!
 //! **Measured** (docs/performance.md, ViT-B/32, 2 threads, beside the `gemm` crate on `Wᵀ`):
@@ -47,7 +46,7 @@ const PARALLEL_MIN_FLOPS: usize = 4_000_000;
 pub const PACKED_KERNELS: bool = cfg!(feature = "packed");
 
 /// A linear layer's weight in the layout its product reads (see the module docs).
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PackedWeight {
     in_features: usize,
     out_features: usize,
@@ -126,10 +125,6 @@ impl PackedWeight {
         }
     }
 
-    fn len(&self) -> usize {
-        self.data.len()
-    }
-
     /// The packed values (layout per the module docs).
     pub fn values(&self) -> &[f32] {
         &self.data
@@ -173,23 +168,6 @@ impl PackedWeight {
     pub fn to_out_in(&self) -> Vec<f32> {
         let (k, n) = (self.in_features, self.out_features);
         (0..k * n).map(|i| self.at(i % k, i / k)).collect()
-    }
-}
-
-impl PartialEq for PackedWeight {
-    fn eq(&self, other: &Self) -> bool {
-        self.in_features == other.in_features
-            && self.out_features == other.out_features
-            && self.values() == other.values()
-    }
-}
-
-impl Clone for PackedWeight {
-    /// A copy in a new buffer of the same size.
-    fn clone(&self) -> Self {
-        let mut copy = Self::zeroed(self.in_features, self.out_features, self.len());
-        copy.values_mut().copy_from_slice(self.values());
-        copy
     }
 }
 
