@@ -33,17 +33,14 @@ import subprocess
 import sys
 import time
 
-# (hidden, intermediate, tokens) of the towers, as in scripts/bench_peers.py's presets.
-TOWERS = {
-    "vit_b32": (768, 3072, 50),
-    "vit_b16": (768, 3072, 197),
-    "vit_l14": (1024, 4096, 257),
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_peers import PRESETS, cpu_flags, cpu_name, thread_env  # noqa: E402  (the shared harness)
 
 
 def shapes(preset: str, batch: int) -> list[tuple[str, int, int, int]]:
-    d, i, t = TOWERS[preset]
-    m = batch * t
+    cfg = PRESETS[preset]
+    d, i = cfg["hidden_size"], cfg["intermediate_size"]
+    m = batch * ((cfg["image_size"] // cfg["patch_size"]) ** 2 + 1)
     return [("qkv", m, d, 3 * d), ("out_proj", m, d, d), ("fc1", m, d, i), ("fc2", m, i, d)]
 
 
@@ -126,7 +123,7 @@ def run_one(cmd: list[str], env: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--presets", nargs="+", default=["vit_b32"], choices=sorted(TOWERS))
+    ap.add_argument("--presets", nargs="+", default=["vit_b32"], choices=sorted(PRESETS))
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     ap.add_argument("--only", nargs="+", default=None, help="products to time (qkv out_proj fc1 fc2)")
     ap.add_argument("--threads", type=int, default=2)
@@ -144,9 +141,7 @@ def main() -> None:
         worker(args)
         return
 
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(args.threads)
+    env = thread_env(args.threads)
     timing = ["--warmup", str(args.warmup), "--iters", str(args.iters), "--min-time", str(args.min_time)]
     runtimes: list[tuple[str, list[str]]] = []
     for name in args.runtimes:
@@ -161,16 +156,7 @@ def main() -> None:
             cmd += ["--kernel", kind] + (["--path", forced] if forced else [])
         runtimes.append((name, cmd))
 
-    cpu = ""
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        flags = next(l for l in open("/proc/cpuinfo", encoding="utf-8") if l.startswith("flags")).split()
-        vec = [f for f in flags if f.startswith(("avx", "fma", "amx"))]
-    except (OSError, StopIteration):
-        vec = []
+    cpu, vec = cpu_name(), cpu_flags()
     results = []
     names = [n for n, _ in runtimes]
     print(f"# {cpu} ({os.cpu_count()} cpus; {' '.join(vec)}); {args.threads} threads, {args.rounds} rounds")
